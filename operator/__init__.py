@@ -1,0 +1,1 @@
+"""The modelplane operator: reconciles ModelDeployment resources into GPU workloads."""

@@ -1,0 +1,1 @@
+"""The modelplane router: one OpenAI-compatible endpoint for self-hosted and external models."""

@@ -1,0 +1,452 @@
+"""`RouterState` in Redis: limits, budgets, latency and cooldowns shared by every router replica.
+
+Keys (all under `key_prefix`; a tenant's keys share the `{tenant}` hash tag so a Redis Cluster
+keeps them on one slot):
+
+- `<prefix>:{<tenant>}:rl:<minute>`: hash `r` (requests) / `t` (tokens) for one fixed window
+  aligned to the UTC minute, like `InProcessState`. A fixed window is one key and one Lua call per
+  request; the price is that a tenant can burst up to twice its limit across a minute boundary.
+  The check and the increment run in one Lua script, so the limit holds across replicas.
+- `<prefix>:{<tenant>}:spend:d:<YYYY-MM-DD>` and `...:spend:m:<YYYY-MM>`: INCRBYFLOAT counters in
+  USD, expiring two days / 32 days after their last write.
+- `<prefix>:backends`: one hash, a JSON document per backend with moving averages (EWMA) of time to
+  first token, per-request decode rate, request duration and error rate, plus the consecutive
+  failure count and the cooldown deadline. One Lua script updates a document atomically; one
+  HGETALL reads every backend, so a new replica routes on what the others measured.
+
+Failure semantics: privacy never reads this state. When Redis fails, a circuit opens: calls stop
+touching Redis at once (no request pays a connect timeout while it is down) and a background probe
+pings it every `probe_interval_s`. While open, rate limits admit (`limits_fail_open`, default) or
+raise `StateUnavailableError`; budgets raise `StateUnavailableError` (default, `budgets_fail_open`
+false) or use the last spend seen plus what this replica recorded since. Spend recorded while Redis
+is down is kept in memory and added to Redis when it is back, so no cost is lost; latency and
+cooldown observations go to a local `InProcessState` until then.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import redis.asyncio as redis
+from modelplane.router.state import (
+    Admission,
+    AttemptObservation,
+    BackendHealth,
+    Clock,
+    CooldownPolicy,
+    InProcessState,
+    Spend,
+    TenantLimits,
+)
+from pydantic import BaseModel, ConfigDict, Field
+from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
+from redis.retry import Retry
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+_DAY_KEY_TTL_S = 2 * 86_400
+_MONTH_KEY_TTL_S = 32 * 86_400
+_WINDOW_KEY_TTL_S = 120
+
+# KEYS[1] window hash. ARGV: rpm ('' = none), tpm ('' = none), tokens, ttl.
+# Returns 0 admitted, 1 rpm exceeded, 2 tpm exceeded; counts only what it admits.
+_ADMIT_LUA = """
+local counts = redis.call('HMGET', KEYS[1], 'r', 't')
+local requests = tonumber(counts[1] or '0')
+local tokens = tonumber(counts[2] or '0')
+local asked = tonumber(ARGV[3])
+if ARGV[1] ~= '' and requests + 1 > tonumber(ARGV[1]) then return 1 end
+if ARGV[2] ~= '' and tokens + asked > tonumber(ARGV[2]) then return 2 end
+redis.call('HINCRBY', KEYS[1], 'r', 1)
+redis.call('HINCRBY', KEYS[1], 't', asked)
+redis.call('EXPIRE', KEYS[1], ARGV[4])
+return 0
+"""
+
+# KEYS[1] backends hash. ARGV: backend, ok (1/0), ttft_ms, tokens_per_s, duration_s (each '' when
+# unknown), now, smoothing, failures before cooldown, cooldown seconds.
+# Returns the cooldown deadline (0 when none was ever set).
+_OBSERVE_LUA = """
+local raw = redis.call('HGET', KEYS[1], ARGV[1])
+local stats = {}
+if raw then stats = cjson.decode(raw) end
+local alpha = tonumber(ARGV[7])
+local function ewma(old, new)
+  if old == nil then return new end
+  return old + alpha * (new - old)
+end
+local ok = ARGV[2] == '1'
+if ok then
+  stats.err = ewma(stats.err, 0)
+  stats.fails = 0
+  if ARGV[3] ~= '' then stats.ttft = ewma(stats.ttft, tonumber(ARGV[3])) end
+  if ARGV[4] ~= '' then stats.tps = ewma(stats.tps, tonumber(ARGV[4])) end
+  if ARGV[5] ~= '' then stats.dur = ewma(stats.dur, tonumber(ARGV[5])) end
+else
+  stats.err = ewma(stats.err, 1)
+  stats.fails = (stats.fails or 0) + 1
+  if stats.fails >= tonumber(ARGV[8]) then
+    stats.cool = tonumber(ARGV[6]) + tonumber(ARGV[9])
+    stats.fails = 0
+  end
+end
+redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(stats))
+return tostring(stats.cool or 0)
+"""
+
+
+class StateUnavailableError(Exception):
+    """Shared state is unreachable and the setting says to fail closed for this check."""
+
+
+class RedisStateSettings(BaseModel):
+    """How the router uses Redis (`--redis-url` / `MODELPLANE_REDIS_URL` set `url`)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    url: str = Field(description="redis://[user:password@]host:port/db")
+    key_prefix: str = "modelplane"
+    operation_timeout_s: float = Field(default=0.1, gt=0)
+    connect_timeout_s: float = Field(default=0.25, gt=0)
+    limits_fail_open: bool = True
+    budgets_fail_open: bool = False
+    probe_interval_s: float = Field(default=1.0, gt=0)
+    health_refresh_s: float = Field(default=0.5, gt=0)
+    cooldown_failures: int = Field(default=3, ge=1)
+    cooldown_s: float = Field(default=30.0, gt=0)
+    smoothing: float = Field(default=0.2, gt=0, le=1)
+
+
+@dataclass(frozen=True, slots=True)
+class BackendStatistics:
+    """Everything measured about one backend; `None` while not measured yet."""
+
+    ttft_ms: float | None = None
+    tokens_per_second: float | None = None  # decode rate of one request
+    request_duration_s: float | None = None
+    error_rate: float | None = None
+    cooldown_until: float = 0.0
+
+
+class _Unavailable(Exception):
+    """Internal: the circuit is open or the call just failed."""
+
+
+def _tokens_per_second(observation: AttemptObservation) -> float | None:
+    if not observation.ok or observation.output_tokens <= 0 or observation.duration_s <= 0:
+        return None
+    ttft_s = (observation.ttft_ms or 0.0) / 1000.0
+    decode_s = observation.duration_s - ttft_s
+    if decode_s <= 0:
+        return None
+    return observation.output_tokens / decode_s
+
+
+def _number_arg(value: float | int | None) -> str:
+    return "" if value is None else repr(value)
+
+
+def _parse_statistics(raw: str) -> BackendStatistics:
+    document: dict[str, Any] = json.loads(raw)
+
+    def number(key: str) -> float | None:
+        value = document.get(key)
+        return float(value) if isinstance(value, int | float) else None
+
+    return BackendStatistics(
+        ttft_ms=number("ttft"),
+        tokens_per_second=number("tps"),
+        request_duration_s=number("dur"),
+        error_rate=number("err"),
+        cooldown_until=number("cool") or 0.0,
+    )
+
+
+class RedisState:
+    """`RouterState` shared across replicas through one Redis server."""
+
+    def __init__(
+        self,
+        settings: RedisStateSettings,
+        clock: Clock = time.time,
+        client: redis.Redis | None = None,
+    ) -> None:
+        self._settings = settings
+        self._clock = clock
+        self._redis = client or redis.Redis.from_url(
+            settings.url,
+            decode_responses=True,
+            socket_timeout=settings.operation_timeout_s,
+            socket_connect_timeout=settings.connect_timeout_s,
+            # The circuit below is the retry policy: a retrying client would make every request
+            # wait through backoffs while Redis is down.
+            retry=Retry(NoBackoff(), 0),
+            health_check_interval=0,
+        )
+        self._admit_script = self._redis.register_script(_ADMIT_LUA)
+        self._observe_script = self._redis.register_script(_OBSERVE_LUA)
+        self._backends_key = f"{settings.key_prefix}:backends"
+        self._call_timeout_s = settings.operation_timeout_s + settings.connect_timeout_s
+        self._local = InProcessState(
+            clock=clock,
+            cooldown=CooldownPolicy(
+                failures=settings.cooldown_failures, seconds=settings.cooldown_s
+            ),
+        )
+        self._circuit_open = False
+        self._probe: asyncio.Task[None] | None = None
+        self._statistics: dict[str, BackendStatistics] = {}
+        self._statistics_fetched_at: float | None = None
+        self._refresh: asyncio.Task[None] | None = None
+        self._pending_spend: dict[tuple[str, str, str], float] = {}
+        self._last_spend: dict[str, Spend] = {}
+        self._closed = False
+
+    @property
+    def available(self) -> bool:
+        """False while the circuit is open (Redis failed and has not answered a probe yet)."""
+        return not self._circuit_open
+
+    # --- limits -----------------------------------------------------------------------------
+
+    async def admit(self, tenant: str, limits: TenantLimits, estimated_tokens: int) -> Admission:
+        if not limits.has_rate_limits:
+            return Admission.ADMITTED
+        minute = int(self._clock() // 60)
+        key = f"{self._settings.key_prefix}:{{{tenant}}}:rl:{minute}"
+        args = [
+            _number_arg(limits.requests_per_minute),
+            _number_arg(limits.tokens_per_minute),
+            str(max(0, estimated_tokens)),
+            str(_WINDOW_KEY_TTL_S),
+        ]
+        try:
+            outcome = await self._call(lambda: self._admit_script(keys=[key], args=args))
+        except _Unavailable as error:
+            if self._settings.limits_fail_open:
+                return Admission.ADMITTED
+            raise StateUnavailableError(
+                "rate limits cannot be checked: shared router state (Redis) is unavailable"
+            ) from error
+        return (Admission.ADMITTED, Admission.RPM_EXCEEDED, Admission.TPM_EXCEEDED)[int(outcome)]
+
+    # --- spend ------------------------------------------------------------------------------
+
+    async def record_usage(
+        self, tenant: str, backend: str, input_tokens: int, output_tokens: int, cost_usd: float
+    ) -> None:
+        if cost_usd <= 0.0:
+            return
+        day, month = self._periods()
+        try:
+            await self._call(lambda: self._add_spend(tenant, day, month, cost_usd))
+        except _Unavailable:
+            bucket = (tenant, day, month)
+            self._pending_spend[bucket] = self._pending_spend.get(bucket, 0.0) + cost_usd
+
+    async def spend(self, tenant: str) -> Spend:
+        day, month = self._periods()
+        keys = [self._spend_key(tenant, "d", day), self._spend_key(tenant, "m", month)]
+        try:
+            values = await self._call(lambda: self._redis.mget(keys))
+        except _Unavailable as error:
+            if not self._settings.budgets_fail_open:
+                raise StateUnavailableError(
+                    "budget cannot be verified: shared router state (Redis) is unavailable"
+                ) from error
+            return self._spend_while_unavailable(tenant, day, month)
+        current = Spend(
+            day_usd=float(values[0] or 0.0) + self._pending(tenant, day=day),
+            month_usd=float(values[1] or 0.0) + self._pending(tenant, month=month),
+        )
+        self._last_spend[tenant] = current
+        return current
+
+    # --- backend statistics -----------------------------------------------------------------
+
+    async def observe(self, observation: AttemptObservation) -> None:
+        now = self._clock()
+        settings = self._settings
+        args = [
+            observation.backend,
+            "1" if observation.ok else "0",
+            _number_arg(observation.ttft_ms),
+            _number_arg(_tokens_per_second(observation)),
+            _number_arg(observation.duration_s if observation.ok else None),
+            repr(now),
+            repr(settings.smoothing),
+            str(settings.cooldown_failures),
+            repr(settings.cooldown_s),
+        ]
+        try:
+            cooldown_until = float(
+                await self._call(lambda: self._observe_script(keys=[self._backends_key], args=args))
+            )
+        except _Unavailable:
+            await self._local.observe(observation)
+            return
+        if cooldown_until > now:
+            # This replica stops using the backend at once instead of at the next refresh.
+            known = self._statistics.get(observation.backend, BackendStatistics())
+            self._statistics[observation.backend] = BackendStatistics(
+                ttft_ms=known.ttft_ms,
+                tokens_per_second=known.tokens_per_second,
+                request_duration_s=known.request_duration_s,
+                error_rate=known.error_rate,
+                cooldown_until=cooldown_until,
+            )
+
+    async def backend_health(self) -> Mapping[str, BackendHealth]:
+        now = self._clock()
+        statistics = await self.backend_statistics()
+        health = {
+            name: BackendHealth(
+                in_cooldown=stats.cooldown_until > now, predicted_ttft_ms=stats.ttft_ms
+            )
+            for name, stats in statistics.items()
+        }
+        if self._circuit_open:
+            health.update(await self._local.backend_health())
+        return health
+
+    async def backend_statistics(self) -> Mapping[str, BackendStatistics]:
+        """Every backend's shared statistics, refreshed at most every `health_refresh_s`.
+
+        Only the first call waits for Redis; later ones return the cached view at once and
+        refresh it in the background, so the request path never waits on a stale view.
+        """
+        if self._statistics_fetched_at is None:
+            if not self._circuit_open:
+                await self._start_refresh()
+        elif (
+            self._clock() - self._statistics_fetched_at >= self._settings.health_refresh_s
+            and not self._circuit_open
+            and (self._refresh is None or self._refresh.done())
+        ):
+            self._refresh = asyncio.create_task(self._refresh_statistics())
+        return self._statistics
+
+    async def aclose(self) -> None:
+        self._closed = True
+        for task in (self._probe, self._refresh):
+            if task is not None and not task.done():
+                task.cancel()
+        await self._flush_pending_spend()
+        await self._redis.aclose()
+
+    # --- internals --------------------------------------------------------------------------
+
+    async def _start_refresh(self) -> None:
+        if self._refresh is None or self._refresh.done():
+            self._refresh = asyncio.create_task(self._refresh_statistics())
+        await asyncio.shield(self._refresh)
+
+    async def _refresh_statistics(self) -> None:
+        try:
+            raw = await self._call(lambda: self._redis.hgetall(self._backends_key))
+        except _Unavailable:
+            return
+        statistics: dict[str, BackendStatistics] = {}
+        for name, document in raw.items():
+            try:
+                statistics[str(name)] = _parse_statistics(str(document))
+            except (ValueError, TypeError):
+                logger.warning("ignoring malformed statistics for backend %r in Redis", name)
+        self._statistics = statistics
+        self._statistics_fetched_at = self._clock()
+
+    async def _add_spend(self, tenant: str, day: str, month: str, cost_usd: float) -> None:
+        day_key = self._spend_key(tenant, "d", day)
+        month_key = self._spend_key(tenant, "m", month)
+        async with self._redis.pipeline(transaction=True) as pipeline:
+            pipeline.incrbyfloat(day_key, cost_usd)
+            pipeline.expire(day_key, _DAY_KEY_TTL_S)
+            pipeline.incrbyfloat(month_key, cost_usd)
+            pipeline.expire(month_key, _MONTH_KEY_TTL_S)
+            await pipeline.execute()
+
+    def _spend_key(self, tenant: str, period: str, value: str) -> str:
+        return f"{self._settings.key_prefix}:{{{tenant}}}:spend:{period}:{value}"
+
+    def _periods(self) -> tuple[str, str]:
+        day = datetime.fromtimestamp(self._clock(), UTC).strftime("%Y-%m-%d")
+        return day, day[:7]
+
+    def _pending(self, tenant: str, day: str | None = None, month: str | None = None) -> float:
+        return sum(
+            usd
+            for (pending_tenant, pending_day, pending_month), usd in self._pending_spend.items()
+            if pending_tenant == tenant
+            and (day is None or pending_day == day)
+            and (month is None or pending_month == month)
+        )
+
+    def _spend_while_unavailable(self, tenant: str, day: str, month: str) -> Spend:
+        last = self._last_spend.get(tenant, Spend())
+        return Spend(
+            day_usd=last.day_usd + self._pending(tenant, day=day),
+            month_usd=last.month_usd + self._pending(tenant, month=month),
+        )
+
+    async def _call(self, operation: Callable[[], Awaitable[T]]) -> T:
+        if self._circuit_open:
+            raise _Unavailable
+        try:
+            async with asyncio.timeout(self._call_timeout_s):
+                return await operation()
+        except (RedisError, OSError, TimeoutError) as error:
+            self._open_circuit(error)
+            raise _Unavailable from error
+
+    def _open_circuit(self, error: BaseException) -> None:
+        if self._circuit_open or self._closed:
+            return
+        logger.warning(
+            "shared router state (Redis) unavailable, continuing without it: %s", error or "timeout"
+        )
+        self._circuit_open = True
+        self._probe = asyncio.create_task(self._probe_until_available())
+
+    async def _probe_until_available(self) -> None:
+        while self._circuit_open and not self._closed:
+            await asyncio.sleep(self._settings.probe_interval_s)
+            try:
+                async with asyncio.timeout(self._call_timeout_s):
+                    await self._redis.ping()
+            except (RedisError, OSError, TimeoutError):
+                continue
+            self._circuit_open = False
+            logger.warning("shared router state (Redis) is available again")
+            await self._flush_pending_spend()
+            await self._refresh_statistics()
+
+    async def _flush_pending_spend(self) -> None:
+        while self._pending_spend and not self._circuit_open:
+            (tenant, day, month), usd = next(iter(self._pending_spend.items()))
+            try:
+                await self._call(lambda: self._add_spend(tenant, day, month, usd))  # noqa: B023
+            except _Unavailable:
+                return
+            remaining = self._pending_spend.get((tenant, day, month), 0.0) - usd
+            if remaining > 0:
+                self._pending_spend[(tenant, day, month)] = remaining
+            else:
+                del self._pending_spend[(tenant, day, month)]
+
+
+__all__ = [
+    "BackendStatistics",
+    "RedisState",
+    "RedisStateSettings",
+    "StateUnavailableError",
+]

@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -210,6 +211,10 @@ class RedisState:
         self._refresh: asyncio.Task[None] | None = None
         self._pending_spend: dict[tuple[str, str, str], float] = {}
         self._last_spend: dict[str, Spend] = {}
+        self._health: Mapping[str, BackendHealth] = {}
+        self._health_key: tuple[int, int] = (0, 0)
+        self._health_valid_until = math.inf
+        self._health_sources: tuple[object, object] = (None, None)
         self._closed = False
 
     @property
@@ -298,6 +303,7 @@ class RedisState:
         if cooldown_until > now:
             # This replica stops using the backend at once instead of at the next refresh.
             known = self._statistics.get(observation.backend, BackendStatistics())
+            self._statistics = dict(self._statistics)
             self._statistics[observation.backend] = BackendStatistics(
                 ttft_ms=known.ttft_ms,
                 tokens_per_second=known.tokens_per_second,
@@ -307,17 +313,32 @@ class RedisState:
             )
 
     async def backend_health(self) -> Mapping[str, BackendHealth]:
-        now = self._clock()
+        """The shared health view; the same object is returned until something in it changes.
+
+        Callers may cache what they derive from it by identity (the router's snapshot overlay
+        does), so it is rebuilt only when statistics arrive, a cooldown ends or the circuit
+        opens or closes.
+        """
         statistics = await self.backend_statistics()
-        health = {
-            name: BackendHealth(
-                in_cooldown=stats.cooldown_until > now, predicted_ttft_ms=stats.ttft_ms
-            )
-            for name, stats in statistics.items()
-        }
-        if self._circuit_open:
-            health.update(await self._local.backend_health())
-        return health
+        now = self._clock()
+        local = await self._local.backend_health() if self._circuit_open else None
+        key = (id(statistics), id(local))
+        if key != self._health_key or now >= self._health_valid_until:
+            health: dict[str, BackendHealth] = {}
+            valid_until = math.inf
+            for name, stats in statistics.items():
+                in_cooldown = stats.cooldown_until > now
+                if in_cooldown:
+                    valid_until = min(valid_until, stats.cooldown_until)
+                health[name] = BackendHealth(
+                    in_cooldown=in_cooldown, predicted_ttft_ms=stats.ttft_ms
+                )
+            if local is not None:
+                health.update(local)
+            # Keep the sources alive so their ids cannot be reused by other objects.
+            self._health_sources = (statistics, local)
+            self._health, self._health_key, self._health_valid_until = health, key, valid_until
+        return self._health
 
     async def backend_statistics(self) -> Mapping[str, BackendStatistics]:
         """Every backend's shared statistics, refreshed at most every `health_refresh_s`.

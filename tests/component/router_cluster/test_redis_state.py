@@ -223,3 +223,16 @@ async def test_requests_keep_flowing_through_an_outage_and_state_returns(
     assert (
         await other.admit("acme", TenantLimits(requests_per_minute=51), 0) is Admission.RPM_EXCEEDED
     )
+
+
+async def test_health_view_is_the_same_object_until_it_changes(make_state: StateFactory) -> None:
+    state = make_state(cooldown_failures=1)
+    first = await state.backend_health()
+
+    assert await state.backend_health() is first
+
+    await state.observe(AttemptObservation(backend="flaky", ok=False))
+    changed = await state.backend_health()
+
+    assert changed is not first
+    assert changed["flaky"].in_cooldown

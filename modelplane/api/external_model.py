@@ -1,0 +1,77 @@
+"""`ExternalModel`: a hosted model (e.g. GPT-4o) the router may call, with its API key's Secret.
+
+Mirrors `crds/modelplane.dev_externalmodels.yaml`. The key itself never enters this model: only
+the reference to the Secret that holds it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Literal, Self
+
+from pydantic import Field, ValidationError, model_validator
+
+from modelplane.api.base import (
+    ApiModel,
+    Capability,
+    Condition,
+    InvalidSpecError,
+    ObjectMeta,
+    SecretKeyRef,
+    TolerantApiModel,
+    chat_only,
+    plain_data,
+)
+
+KIND = "ExternalModel"
+PLURAL = "externalmodels"
+
+
+class ExternalModelSpec(ApiModel):
+    """How to reach a hosted model and what it can do."""
+
+    provider: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")
+    model: str = Field(min_length=1, max_length=253)
+    api_base: str | None = Field(default=None, pattern=r"^https?://[^\s]+$")
+    api_key_secret_ref: SecretKeyRef
+    context_window: int | None = Field(default=None, ge=1, le=10_000_000)
+    capabilities: list[Capability] = Field(default_factory=chat_only, min_length=1)
+    input_usd_per_mtok: float | None = Field(default=None, ge=0, alias="inputUSDPerMTok")
+    output_usd_per_mtok: float | None = Field(default=None, ge=0, alias="outputUSDPerMTok")
+
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        if len(set(self.capabilities)) != len(self.capabilities):
+            raise ValueError("capabilities must not repeat a value")
+        if (self.input_usd_per_mtok is None) != (self.output_usd_per_mtok is None):
+            raise ValueError("set both inputUSDPerMTok and outputUSDPerMTok, or neither")
+        return self
+
+
+class ExternalModelStatus(TolerantApiModel):
+    """What the operator observed: `Ready` is False with a reason when the key is missing."""
+
+    observed_generation: int | None = None
+    conditions: list[Condition] = Field(default_factory=list)
+
+
+class ExternalModel(TolerantApiModel):
+    """A whole ExternalModel resource as the API server returns it."""
+
+    api_version: Literal["modelplane.dev/v1alpha1"] = "modelplane.dev/v1alpha1"
+    kind: Literal["ExternalModel"] = "ExternalModel"
+    metadata: ObjectMeta
+    spec: ExternalModelSpec
+    status: ExternalModelStatus | None = None
+
+    @classmethod
+    def from_body(cls, body: Mapping[str, Any]) -> ExternalModel:
+        """Parse a resource body (a dict or a kopf Body); raise InvalidSpecError if unusable."""
+        try:
+            return cls.model_validate(plain_data(body))
+        except ValidationError as error:
+            raise InvalidSpecError.from_validation_error(KIND, error) from None
+
+    @property
+    def name(self) -> str:
+        return self.metadata.name

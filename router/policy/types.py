@@ -92,6 +92,8 @@ class PolicySettings:
     confidential_pii_types: frozenset[PiiType] = frozenset(PiiType)
     latency_target_ms: float | None = None
     cost_preference: CostPreference = CostPreference.CHEAPEST
+    # Output tokens assumed for the cost estimate when the request sets no max_tokens.
+    assumed_output_tokens: int = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +118,9 @@ class Decision:
     pii_found: frozenset[PiiType]
     candidates: tuple[CandidateVerdict, ...]
     reasons: tuple[str, ...] = field(default=())  # request-level reason codes
+    # Set when the request pinned a backend that privacy or the tenant's allow-list forbids:
+    # a human-readable message for a 403 `policy_violation` (nothing may be sent anywhere).
+    policy_violation: str | None = None
 
     @property
     def eligible(self) -> tuple[CandidateVerdict, ...]:

@@ -1,0 +1,175 @@
+"""What the policy needs to know about a chat-completion request, read from its decoded JSON body.
+
+Pure and forgiving: the API layer validates the body's shape; this module never rejects a request
+and never raises on unexpected types, it simply ignores what it does not understand.
+
+Input-token estimate (a fast heuristic, not a tokenizer; it only has to be good enough to tell
+whether a request fits a context window and what it will roughly cost):
+
+* text: UTF-8 bytes / 4, rounded up. BPE tokenizers of the GPT/LLaMA-3 families average about four
+  characters per token for English prose and a little less for code; counting bytes instead of
+  characters keeps non-Latin scripts (2-3 bytes per character, about one token each) from being
+  badly underestimated.
+* every message costs 4 tokens of chat-template framing, plus 3 for priming the reply.
+* an image part costs 85 tokens with `detail: low` and 765 otherwise (a 1024x1024 image at high
+  detail: 4 tiles x 170 + 85), since the image itself is not fetched.
+* tool/function definitions and `response_format` schemas count as the text of their JSON.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from modelplane.router.policy.pii import detect_pii
+from modelplane.router.policy.types import DataClass, PiiType, PolicySettings, RequestFeatures
+
+AUTO_MODEL = "auto"
+
+_TOKENS_PER_MESSAGE = 4
+_TOKENS_FOR_REPLY_PRIMING = 3
+_IMAGE_TOKENS_LOW_DETAIL = 85
+_IMAGE_TOKENS_DEFAULT = 765
+_BYTES_PER_TOKEN = 4
+_JSON_MODES = frozenset({"json_object", "json_schema"})
+
+
+def extract_features(
+    body: Mapping[str, Any], declared: DataClass, settings: PolicySettings
+) -> RequestFeatures:
+    """The request features of one chat-completions body, declared data class, and settings."""
+    messages = body.get("messages")
+    texts: list[str] = []
+    image_tokens = 0
+    has_images = False
+    message_count = 0
+    if isinstance(messages, list):
+        for message in messages:
+            if not isinstance(message, Mapping):
+                continue
+            message_count += 1
+            images = _collect_message(message, texts)
+            if images:
+                has_images = True
+                image_tokens += images
+
+    text_bytes = sum(_utf8_length(text) for text in texts)
+    definitions = _definition_bytes(body)
+    input_tokens = (
+        -(-(text_bytes + definitions) // _BYTES_PER_TOKEN)
+        + message_count * _TOKENS_PER_MESSAGE
+        + _TOKENS_FOR_REPLY_PRIMING
+        + image_tokens
+    )
+
+    pii_found: frozenset[PiiType] = frozenset()
+    if settings.pii_detection and texts:
+        pii_found = detect_pii("\n\n".join(texts))
+
+    return RequestFeatures(
+        data_class=declared,
+        pii_found=pii_found,
+        input_tokens=input_tokens,
+        max_output_tokens=_max_output_tokens(body),
+        has_images=has_images,
+        uses_tools=_uses_tools(body),
+        json_mode=_json_mode(body),
+        pinned_backend=_pinned_backend(body),
+    )
+
+
+def _collect_message(message: Mapping[str, Any], texts: list[str]) -> int:
+    """Append the message's scannable text to `texts`; return the tokens of its images."""
+    image_tokens = 0
+    content = message.get("content")
+    if isinstance(content, str):
+        texts.append(content)
+    elif isinstance(content, list):
+        for part in content:
+            if not isinstance(part, Mapping):
+                continue
+            kind = part.get("type")
+            if kind == "text":
+                text = part.get("text")
+                if isinstance(text, str):
+                    texts.append(text)
+            elif kind == "image_url":
+                image_tokens += _image_tokens(part.get("image_url"))
+    for arguments in _tool_call_arguments(message):
+        texts.append(arguments)
+    return image_tokens
+
+
+def _tool_call_arguments(message: Mapping[str, Any]) -> Iterator[str]:
+    """The argument strings of the assistant's tool calls (and the legacy `function_call`)."""
+    calls = message.get("tool_calls")
+    if isinstance(calls, list):
+        for call in calls:
+            if isinstance(call, Mapping):
+                yield from _function_arguments(call.get("function"))
+    yield from _function_arguments(message.get("function_call"))
+
+
+def _function_arguments(function: Any) -> Iterator[str]:
+    if isinstance(function, Mapping):
+        arguments = function.get("arguments")
+        if isinstance(arguments, str):
+            yield arguments
+
+
+def _image_tokens(image_url: Any) -> int:
+    if isinstance(image_url, Mapping) and image_url.get("detail") == "low":
+        return _IMAGE_TOKENS_LOW_DETAIL
+    return _IMAGE_TOKENS_DEFAULT
+
+
+def _utf8_length(text: str) -> int:
+    # isascii() is O(1) on CPython, so the common case costs no encoding.
+    return len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
+
+
+def _definition_bytes(body: Mapping[str, Any]) -> int:
+    total = 0
+    for key in ("tools", "functions"):
+        definitions = body.get(key)
+        if isinstance(definitions, list) and definitions:
+            total += _json_length(definitions)
+    response_format = body.get("response_format")
+    if isinstance(response_format, Mapping) and "json_schema" in response_format:
+        total += _json_length(response_format["json_schema"])
+    return total
+
+
+def _json_length(value: Any) -> int:
+    try:
+        return len(json.dumps(value, separators=(",", ":"), default=str))
+    except (TypeError, ValueError):  # circular or otherwise unserialisable: count nothing
+        return 0
+
+
+def _max_output_tokens(body: Mapping[str, Any]) -> int:
+    for key in ("max_completion_tokens", "max_tokens"):
+        value = body.get(key)
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            return value
+    return 0
+
+
+def _uses_tools(body: Mapping[str, Any]) -> bool:
+    tools, functions = body.get("tools"), body.get("functions")
+    return (isinstance(tools, list) and bool(tools)) or (
+        isinstance(functions, list) and bool(functions)
+    )
+
+
+def _json_mode(body: Mapping[str, Any]) -> bool:
+    response_format = body.get("response_format")
+    return isinstance(response_format, Mapping) and response_format.get("type") in _JSON_MODES
+
+
+def _pinned_backend(body: Mapping[str, Any]) -> str | None:
+    model = body.get("model")
+    if isinstance(model, str) and model and model != AUTO_MODEL:
+        return model
+    return None

@@ -1,0 +1,804 @@
+"""Local PII and secret detectors: no network, no model, every hit validated beyond its shape.
+
+The router scans every prompt before deciding where it may go, so the scan is on the hot path and
+built for throughput over prompts of 1-100 KB:
+
+* every regex is anchored on something rare. Everything numeric (phone numbers, payment cards,
+  IBANs, SSNs, IPv4) comes out of ONE pass that collects clusters of digit groups joined by single
+  separators; each cluster is then validated in Python by every numeric detector still wanted.
+  IBANs are found from their check digits (a cluster right after two capital letters).
+* e-mail is looked for only around each `@`, IPv6 only around `::` or `:hex:`, credentials only
+  where their literal prefix occurs (`sk-`, `AKIA`, `ghp_`, `xox`, `earer`, `eyJ`, `PRIVATE KEY`,
+  or an assignment keyword such as `api_key`), all found with C-speed substring search.
+* `detect_pii` stops looking for a type as soon as one validated hit of it is found.
+
+Validation, per type:
+
+* e-mail: local part of RFC 5322 "atom" characters without leading, trailing or doubled dots;
+  a domain of LDH labels with an alphabetic top-level label; image-scale names such as
+  `icon@2x.png` are not addresses.
+* phone: `+` or `00` international numbers with a real ITU country calling code and an E.164
+  length (8-15 digits; NANP numbers exactly 10 national digits with valid area code and exchange);
+  national NANP numbers written `(415) 555-2671` / `415-555-2671` / `1 415 555 2671`; trunk-prefix
+  national numbers (`020 7946 0958`, `01 23 45 67 89`, `(030) 1234567`) of 9-12 digits with one
+  consistent separator. Unseparated digit runs (order numbers, timestamps), dates, and numbers after
+  words such as "order", "invoice" or "#" are not phone numbers.
+* payment card: 13-19 digits, unbroken or grouped like a card (4-4-4-4[-3], 4-6-5, 4-6-4), whose
+  prefix belongs to a card scheme with that length, and which passes the Luhn check.
+* IBAN: a known country code, that country's exact length, and the ISO 13616 mod-97 check.
+* US SSN: `AAA-GG-SSSS` (dashes or spaces; unseparated only right after "SSN"/"social security"),
+  area not 000, 666 or 9xx, group not 00, serial not 0000, and not one of the published sample
+  numbers.
+* IP address: dotted quads and IPv6 parsed by `ipaddress`; no part of a longer dotted run
+  (`1.2.3.4.5`), no version strings (`v1.2.3.4`, "version 1.2.3.4"); loopback, unspecified and
+  netmask values identify nobody and are skipped.
+* credential: provider keys by prefix with their exact alphabet and length (OpenAI/Anthropic
+  `sk-`, AWS `AKIA`/`ASIA` in base32, GitHub `ghp_`..., Slack `xox?-`), `Bearer` tokens, JWTs whose
+  header decodes to JSON with an `alg`, PEM private key blocks with a base64 body, and
+  `api_key = ...` style assignments of a random-looking value. Random-looking means mixed
+  character classes and a Shannon entropy of at least 3 bits per character, so placeholders
+  (`YOUR_API_KEY`, `<token>`) pass.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import ipaddress
+import json
+import math
+import re
+from collections.abc import Callable, Iterator, Set
+from dataclasses import dataclass
+
+from modelplane.router.policy.types import PiiType
+
+ALL_PII_TYPES: frozenset[PiiType] = frozenset(PiiType)
+_NUMERIC_TYPES = frozenset(
+    {PiiType.PHONE, PiiType.PAYMENT_CARD, PiiType.IBAN, PiiType.US_SSN, PiiType.IP_ADDRESS}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class PiiMatch:
+    """One validated hit: its type and the text that matched."""
+
+    type: PiiType
+    value: str
+
+
+# --------------------------------------------------------------------------- shared helpers
+
+_CONTEXT_CHARS = 24
+
+
+def _is_word_char(char: str) -> bool:
+    return char.isalnum() or char == "_"
+
+
+# Outside the text there is "nothing", which behaves like a space: a boundary, no separator.
+def _char_before(text: str, index: int) -> str:
+    return text[index - 1] if index > 0 else " "
+
+
+def _char_at(text: str, index: int) -> str:
+    return text[index] if index < len(text) else " "
+
+
+def _shannon_bits_per_char(value: str) -> float:
+    length = len(value)
+    counts: dict[str, int] = {}
+    for char in value:
+        counts[char] = counts.get(char, 0) + 1
+    return -sum(n / length * math.log2(n / length) for n in counts.values())
+
+
+def _looks_random(value: str, *, min_length: int = 16) -> bool:
+    """A secret, not a word or placeholder: long, mixed character classes, high entropy."""
+    if len(value) < min_length:
+        return False
+    classes = (
+        any(c.isdigit() for c in value)
+        + any(c.islower() for c in value)
+        + any(c.isupper() for c in value)
+    )
+    return classes >= 2 and _shannon_bits_per_char(value) >= 3.0
+
+
+# --------------------------------------------------------------------------- e-mail
+
+_EMAIL_LOCAL = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~.\-]{1,64}\Z")
+_EMAIL_DOMAIN = re.compile(r"(?:[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}")
+_IMAGE_SCALE_LABEL = re.compile(r"[0-9]+(?:\.[0-9]+)?x\.", re.IGNORECASE)
+
+
+def _scan_email(text: str) -> Iterator[str]:
+    at = text.find("@")
+    while at != -1:
+        local_match = _EMAIL_LOCAL.search(text, max(0, at - 64), at)
+        domain_match = _EMAIL_DOMAIN.match(text, at + 1)
+        if local_match and domain_match:
+            local = local_match.group()
+            # The local part found may have started mid-token ("x<>a@b.c"); trim leading dots.
+            local = local.lstrip(".")
+            domain = domain_match.group()
+            after = _char_at(text, domain_match.end())
+            if (
+                local
+                and not local.endswith(".")
+                and ".." not in local
+                and len(domain) <= 253
+                and not (after.isalnum() or after in "-_@")
+                and not _IMAGE_SCALE_LABEL.match(domain)
+            ):
+                yield f"{local}@{domain}"
+        at = text.find("@", at + 1)
+
+
+# --------------------------------------------------------------------------- digit clusters
+
+# Digit groups joined by single separators; "(" and ")" appear in phone area codes and "(0)".
+_CLUSTER = re.compile(r"[0-9]+(?:(?:[ .\-/]|\) ?| ?\()[0-9]+)*")
+_DIGIT_GROUP = re.compile(r"[0-9]+")
+_MIN_NUMERIC_CLUSTER = 7  # the shortest numeric PII is a dotted quad such as 1.1.1.1
+
+_ORDER_NUMBER_WORDS = (
+    "order",
+    "invoice",
+    "ref",
+    "tracking",
+    "ticket",
+    "serial",
+    "isbn",
+    "version",
+    "build",
+    "sku",
+    "part no",
+    "case",
+)
+_VERSION_WORDS = ("version", "release", "build")
+
+
+def _context_before(text: str, start: int) -> str:
+    return text[max(0, start - _CONTEXT_CHARS) : start].lower()
+
+
+def _scan_numeric(text: str, wanted: Set[PiiType]) -> Iterator[PiiMatch]:
+    """One pass over digit clusters, validating each against every numeric type still wanted."""
+    for cluster_match in _CLUSTER.finditer(text):
+        if not wanted.isdisjoint(_NUMERIC_TYPES):
+            start, end = cluster_match.span()
+            before = _char_before(text, start)
+            if PiiType.IBAN in wanted and before.isupper():
+                iban = _iban_at(text, start - 2)
+                if iban is not None:
+                    yield PiiMatch(PiiType.IBAN, iban)
+            if end - start < _MIN_NUMERIC_CLUSTER:
+                continue
+            if _is_word_char(before) or _is_word_char(_char_at(text, end)):
+                continue  # part of an identifier, hash or hex string
+            cluster = cluster_match.group()
+            groups = _DIGIT_GROUP.findall(cluster)
+            separators = _DIGIT_GROUP.split(cluster)[1:-1]
+            if PiiType.IP_ADDRESS in wanted and "." in cluster:
+                for address in _ipv4_in_cluster(text, start, end, cluster):
+                    yield PiiMatch(PiiType.IP_ADDRESS, address)
+            if PiiType.PAYMENT_CARD in wanted:
+                for card in _cards_in_groups(groups, separators):
+                    yield PiiMatch(PiiType.PAYMENT_CARD, card)
+            if PiiType.US_SSN in wanted:
+                for ssn in _ssns_in_groups(text, start, groups, separators):
+                    yield PiiMatch(PiiType.US_SSN, ssn)
+            if PiiType.PHONE in wanted:
+                phone = _phone_in_cluster(text, start, groups, separators)
+                if phone is not None:
+                    yield PiiMatch(PiiType.PHONE, phone)
+        else:
+            return
+
+
+def _join(groups: list[str], separators: list[str], first: int, last: int) -> str:
+    parts = [groups[first]]
+    for index in range(first + 1, last + 1):
+        parts.append(separators[index - 1])
+        parts.append(groups[index])
+    return "".join(parts)
+
+
+# --------------------------------------------------------------------------- payment cards
+
+_CARD_GROUPINGS = frozenset(
+    {(4, 4, 4, 4), (4, 4, 4, 4, 3), (4, 6, 5), (4, 6, 4), (4, 4, 4, 1), (4, 4, 4, 2), (4, 4, 4, 3)}
+)
+
+
+def luhn_valid(digits: str) -> bool:
+    total = 0
+    for position, char in enumerate(reversed(digits)):
+        value = ord(char) - 48
+        if position % 2 == 1:
+            value *= 2
+            if value > 9:
+                value -= 9
+        total += value
+    return total % 10 == 0
+
+
+def _card_scheme_accepts(digits: str) -> bool:
+    """Whether some card scheme issues numbers with this prefix (IIN) and this length."""
+    length = len(digits)
+    two, four, six = int(digits[:2]), int(digits[:4]), int(digits[:6])
+    if digits[0] == "4":  # Visa
+        return length in (13, 16, 19)
+    if 51 <= two <= 55 or 2221 <= four <= 2720:  # Mastercard
+        return length == 16
+    if two in (34, 37):  # American Express
+        return length == 15
+    if 2200 <= four <= 2204:  # Mir
+        return 16 <= length <= 19
+    if 300 <= int(digits[:3]) <= 305 or two in (36, 38, 39):  # Diners Club
+        return 14 <= length <= 19
+    if 3528 <= four <= 3589:  # JCB
+        return 16 <= length <= 19
+    if four == 6011 or 644 <= int(digits[:3]) <= 649 or two == 65 or 622126 <= six <= 622925:
+        return 16 <= length <= 19  # Discover
+    if two == 62 or two == 81:  # UnionPay
+        return 16 <= length <= 19
+    if two == 50 or 56 <= two <= 69:  # Maestro and domestic debit schemes
+        return 12 <= length <= 19
+    return False
+
+
+def is_payment_card(digits: str) -> bool:
+    return 13 <= len(digits) <= 19 and _card_scheme_accepts(digits) and luhn_valid(digits)
+
+
+def _cards_in_groups(groups: list[str], separators: list[str]) -> Iterator[str]:
+    for first, group in enumerate(groups):
+        if 13 <= len(group) <= 19 and is_payment_card(group):
+            yield group
+            continue
+        if len(group) != 4:
+            continue
+        lengths = [4]
+        total = 4
+        separator = separators[first] if first < len(separators) else ""
+        if separator not in (" ", "-"):
+            continue
+        for last in range(first + 1, len(groups)):
+            if separators[last - 1] != separator:
+                break
+            lengths.append(len(groups[last]))
+            total += len(groups[last])
+            if total > 19:
+                break
+            if total >= 13 and tuple(lengths) in _CARD_GROUPINGS:
+                digits = "".join(groups[first : last + 1])
+                if is_payment_card(digits):
+                    yield _join(groups, separators, first, last)
+
+
+# --------------------------------------------------------------------------- US SSN
+
+_SAMPLE_SSNS = frozenset({"078051120", "219099999", "123456789"})
+_SSN_CONTEXT = ("ssn", "social security", "soc. sec")
+
+
+def is_us_ssn(digits: str) -> bool:
+    if len(digits) != 9 or not digits.isdigit() or digits in _SAMPLE_SSNS:
+        return False
+    area, group, serial = digits[:3], digits[3:5], digits[5:]
+    return area != "000" and area != "666" and area[0] != "9" and group != "00" and serial != "0000"
+
+
+def _ssns_in_groups(
+    text: str, start: int, groups: list[str], separators: list[str]
+) -> Iterator[str]:
+    for first in range(len(groups) - 2):
+        if (len(groups[first]), len(groups[first + 1]), len(groups[first + 2])) != (3, 2, 4):
+            continue
+        separator = separators[first]
+        if separator not in ("-", " ") or separators[first + 1] != separator:
+            continue
+        # A longer run joined by the same separator is some other number (e.g. a phone number).
+        if first > 0 and separators[first - 1] == separator:
+            continue
+        if first + 3 < len(groups) and separators[first + 2] == separator:
+            continue
+        digits = groups[first] + groups[first + 1] + groups[first + 2]
+        if is_us_ssn(digits):
+            yield _join(groups, separators, first, first + 2)
+    if len(groups) == 1 and len(groups[0]) == 9 and is_us_ssn(groups[0]):
+        context = _context_before(text, start)
+        if any(word in context for word in _SSN_CONTEXT):
+            yield groups[0]
+
+
+# --------------------------------------------------------------------------- IBAN
+
+# ISO 13616 registry: country code -> IBAN length.
+_IBAN_LENGTHS: dict[str, int] = {
+    "AD": 24, "AE": 23, "AL": 28, "AT": 20, "AZ": 28, "BA": 20, "BE": 16, "BG": 22, "BH": 22,
+    "BI": 27, "BR": 29, "BY": 28, "CH": 21, "CR": 22, "CY": 28, "CZ": 24, "DE": 22, "DJ": 27,
+    "DK": 18, "DO": 28, "EE": 20, "EG": 29, "ES": 24, "FI": 18, "FK": 18, "FO": 18, "FR": 27,
+    "GB": 22, "GE": 22, "GI": 23, "GL": 18, "GR": 27, "GT": 28, "HN": 28, "HR": 21, "HU": 28,
+    "IE": 22, "IL": 23, "IQ": 23, "IS": 26, "IT": 27, "JO": 30, "KW": 30, "KZ": 20, "LB": 28,
+    "LC": 32, "LI": 21, "LT": 20, "LU": 20, "LV": 21, "LY": 25, "MC": 27, "MD": 24, "ME": 22,
+    "MK": 19, "MN": 20, "MR": 27, "MT": 31, "MU": 30, "NI": 28, "NL": 18, "NO": 15, "OM": 23,
+    "PK": 24, "PL": 28, "PS": 29, "PT": 25, "QA": 29, "RO": 24, "RS": 22, "RU": 33, "SA": 24,
+    "SC": 31, "SD": 18, "SE": 24, "SI": 19, "SK": 24, "SM": 27, "SO": 23, "ST": 25, "SV": 28,
+    "TL": 23, "TN": 24, "TR": 26, "UA": 29, "VA": 22, "VG": 24, "XK": 20, "YE": 30,
+}  # fmt: skip
+_IBAN_SHAPE = re.compile(r"[A-Z]{2}[0-9]{2}(?: ?[A-Z0-9]){11,34}")
+
+
+def iban_checksum_valid(compact: str) -> bool:
+    rearranged = compact[4:] + compact[:4]
+    numeric = "".join(str(int(char, 36)) for char in rearranged)
+    return int(numeric) % 97 == 1
+
+
+def is_iban(value: str) -> bool:
+    compact = value.replace(" ", "")
+    expected = _IBAN_LENGTHS.get(compact[:2])
+    return (
+        expected is not None
+        and len(compact) == expected
+        and compact.isalnum()
+        and compact.isascii()
+        and compact[2:4].isdigit()
+        and compact.upper() == compact
+        and iban_checksum_valid(compact)
+    )
+
+
+def _iban_at(text: str, start: int) -> str | None:
+    if start < 0 or _is_word_char(_char_before(text, start)):
+        return None
+    shape = _IBAN_SHAPE.match(text, start)
+    if shape is None:
+        return None
+    expected = _IBAN_LENGTHS.get(text[start : start + 2])
+    if expected is None:
+        return None
+    # The shape may run on into following capitalised words: cut it at the country's length,
+    # which must end where the IBAN's text ends.
+    seen = 0
+    for position in range(start, shape.end()):
+        if text[position] != " ":
+            seen += 1
+            if seen == expected:
+                end = position + 1
+                if _is_word_char(_char_at(text, end)):
+                    return None
+                candidate = text[start:end]
+                return candidate if is_iban(candidate) else None
+    return None
+
+
+# --------------------------------------------------------------------------- IP addresses
+
+_IPV4_SHAPE = re.compile(r"[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\Z")
+
+
+def _ip_identifies_a_host(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    if address.is_loopback or address.is_unspecified:
+        return False
+    return not (isinstance(address, ipaddress.IPv4Address) and str(address).startswith("255."))
+
+
+def is_ipv4(value: str) -> bool:
+    if not _IPV4_SHAPE.match(value):
+        return False
+    try:
+        address = ipaddress.IPv4Address(value)  # rejects octets > 255 and leading zeros
+    except ValueError:
+        return False
+    return _ip_identifies_a_host(address)
+
+
+def _ipv4_in_cluster(text: str, start: int, end: int, cluster: str) -> Iterator[str]:
+    if _char_before(text, start) in ".:":
+        return  # part of a longer dotted run, or the IPv4 tail of an IPv6 address
+    context = _context_before(text, start)
+    if any(word in context for word in _VERSION_WORDS):
+        return
+    for token in re.split(r"[ \-/()]+", cluster):
+        if token.count(".") == 3 and is_ipv4(token):
+            yield token
+
+
+_IPV6_ANCHOR = re.compile(r":(?:[0-9A-Fa-f]{1,4})?:")
+_HEX_OR_COLON = frozenset("0123456789abcdefABCDEF:")
+_IPV6_TAIL = frozenset("0123456789abcdefABCDEF:.")
+
+
+def is_ipv6(value: str) -> bool:
+    colons = value.count(":")
+    if colons < 2 or ("::" not in value and colons != 7 and not (colons == 6 and "." in value)):
+        return False
+    if not any(char.isdigit() for char in value):
+        return False  # "dead::beef", "a::b": C++ scopes and the like, not addresses
+    try:
+        address = ipaddress.IPv6Address(value)
+    except ValueError:
+        return False
+    return _ip_identifies_a_host(address)
+
+
+def _scan_ipv6(text: str) -> Iterator[str]:
+    position = 0
+    while True:
+        anchor = _IPV6_ANCHOR.search(text, position)
+        if anchor is None:
+            return
+        first = anchor.start()
+        while first > 0 and text[first - 1] in _HEX_OR_COLON:
+            first -= 1
+        last = anchor.end()
+        while last < len(text) and text[last] in _IPV6_TAIL:
+            last += 1
+        candidate = text[first:last].rstrip(".")
+        bounded = not _is_word_char(_char_before(text, first)) and not _is_word_char(
+            _char_at(text, first + len(candidate))
+        )
+        if bounded and is_ipv6(candidate):
+            yield candidate
+        position = max(last, anchor.end())
+
+
+# --------------------------------------------------------------------------- phone numbers
+
+# ITU-T E.164 country calling codes (prefix-free: no code is a prefix of another).
+_COUNTRY_CODES = frozenset(
+    {"1", "7"}
+    | {
+        "20", "27", "30", "31", "32", "33", "34", "36", "39", "40", "41", "43", "44", "45",
+        "46", "47", "48", "49", "51", "52", "53", "54", "55", "56", "57", "58", "60", "61",
+        "62", "63", "64", "65", "66", "81", "82", "84", "86", "90", "91", "92", "93", "94",
+        "95", "98",
+    }
+    | {"211", "212", "213", "216", "218", "290", "291", "297", "298", "299"}
+    | {str(code) for code in range(220, 259)}
+    | {str(code) for code in range(260, 270)}
+    | {str(code) for code in range(350, 360)}
+    | {str(code) for code in range(370, 380)}
+    | {"380", "381", "382", "383", "385", "386", "387", "389", "420", "421", "423"}
+    | {str(code) for code in range(500, 510)}
+    | {str(code) for code in range(590, 600)}
+    | {"670"}
+    | {str(code) for code in range(672, 693)}
+    | {"800", "808", "850", "852", "853", "855", "856", "870", "878"}
+    | {"880", "881", "882", "883", "886", "888"}
+    | {str(code) for code in range(960, 969)}
+    | {str(code) for code in range(970, 978)}
+    | {"979"}
+    | {str(code) for code in range(992, 999)}
+)  # fmt: skip
+_DATE = re.compile(
+    r"(?:[0-9]{4}[./\-][0-9]{1,2}[./\-][0-9]{1,2}|[0-9]{1,2}[./\-][0-9]{1,2}[./\-][0-9]{2,4})\Z"
+)
+
+
+def _nanp_valid(national: str) -> bool:
+    """North American numbering plan: NXX area code (not N11), NXX exchange, 10 digits."""
+    return (
+        len(national) == 10
+        and national[0] not in "01"
+        and national[1:3] != "11"
+        and national[3] not in "01"
+    )
+
+
+def is_international_phone(digits: str) -> bool:
+    """E.164 digits after the `+`: a real country code and a plausible national number."""
+    if not 8 <= len(digits) <= 15 or digits[0] == "0":
+        return False
+    for code_length in (1, 2, 3):
+        code = digits[:code_length]
+        if code in _COUNTRY_CODES:
+            national = digits[code_length:]
+            if code == "1":
+                return _nanp_valid(national)
+            if code == "7":
+                return len(national) == 10
+            return 6 <= len(national) <= 13
+    return False
+
+
+def _looks_like_date(value: str) -> bool:
+    if _DATE.match(value) is None:
+        return False
+    first, second, third = (int(part) for part in re.split(r"[./\-]", value))
+    if first > 999:  # year first: YYYY-MM-DD
+        first, second = third, second
+    day_month = 1 <= first <= 31 and 1 <= second <= 12
+    month_day = 1 <= first <= 12 and 1 <= second <= 31
+    return day_month or month_day
+
+
+def _phone_in_cluster(
+    text: str, start: int, groups: list[str], separators: list[str]
+) -> str | None:
+    before = _char_before(text, start)
+    if before == "+" and not _is_word_char(_char_before(text, start - 1)):
+        return _international_phone(groups, separators, prefix="+")
+    if groups[0].startswith("00") and not groups[0].startswith("000"):
+        stripped = [groups[0][2:], *groups[1:]] if len(groups[0]) > 2 else groups[1:]
+        stripped_separators = separators if len(groups[0]) > 2 else separators[1:]
+        if stripped:
+            return _international_phone(stripped, stripped_separators, prefix="00")
+        return None
+    context = _context_before(text, start)
+    if before == "#" or any(word in context for word in _ORDER_NUMBER_WORDS):
+        return None
+    return _nanp_phone(before, groups, separators) or _trunk_phone(before, groups, separators)
+
+
+def _international_phone(groups: list[str], separators: list[str], prefix: str) -> str | None:
+    # "+44 (0)20 ..." writes the national trunk prefix in parentheses; it is not dialled.
+    kept = [
+        (group, separators[index - 1] if index else "")
+        for index, group in enumerate(groups)
+        if not (group == "0" and index and separators[index - 1].endswith("("))
+    ]
+    digits = ""
+    best: str | None = None
+    for index, (group, _separator) in enumerate(kept):
+        digits += group
+        if len(digits) > 15:
+            break
+        if index + 1 < len(kept) and kept[index + 1][1] in ("/",):
+            break  # "+49 30/1234" style extensions end the number
+        if is_international_phone(digits):
+            best = prefix + digits
+    return best
+
+
+def _nanp_phone(before: str, groups: list[str], separators: list[str]) -> str | None:
+    lengths = tuple(len(group) for group in groups[:4])
+    if lengths[:3] == (3, 3, 4):
+        first = 0
+    elif lengths == (1, 3, 3, 4) and groups[0] == "1":
+        first = 1
+    else:
+        return None
+    area_separator, line_separator = separators[first], separators[first + 1]
+    if len(groups) > first + 3 and separators[first + 2] in (line_separator, " "):
+        return None  # runs on into more digits: not a phone number
+    parenthesised = (before == "(" if first == 0 else separators[0].endswith("(")) and (
+        area_separator in (")", ") ")
+    )
+    if not parenthesised and (area_separator != line_separator or area_separator == "/"):
+        return None
+    if line_separator not in (" ", "-", "."):
+        return None
+    national = "".join(groups[first : first + 3])
+    return national if _nanp_valid(national) else None
+
+
+def _trunk_phone(before: str, groups: list[str], separators: list[str]) -> str | None:
+    if len(groups) < 2 or not groups[0].startswith("0") or groups[0].startswith("00"):
+        return None
+    if tuple(len(group) for group in groups[:3]) == (3, 2, 4):
+        return None  # the US SSN layout, never a national phone layout
+    # "(030) 1234567": a parenthesised area code, then groups joined by one separator.
+    parenthesised = before == "(" and separators[0] in (")", ") ")
+    separator = separators[1] if parenthesised and len(separators) > 1 else separators[0]
+    if separator not in (" ", "-", ".", "/", ")", ") "):
+        return None
+    digits = groups[0]
+    for index in range(1, len(groups)):
+        joined_by = separators[index - 1]
+        if joined_by != separator and not (index == 1 and parenthesised):
+            break
+        if not 2 <= len(groups[index]) <= 8:
+            break
+        digits += groups[index]
+        if len(digits) > 12:
+            return None
+        next_continues = index + 1 < len(groups) and separators[index] == separator
+        if len(digits) >= 9 and not next_continues:
+            value = _join(groups, separators, 0, index)
+            if _looks_like_date(value):
+                return None
+            return f"({value}" if parenthesised else value
+    return None
+
+
+# --------------------------------------------------------------------------- credentials
+
+_OPENAI_KEY = re.compile(
+    r"sk-(?:proj-|svcacct-|admin-|ant-(?:api|admin)[0-9]{2}-)?([A-Za-z0-9_\-]+)"
+)
+_AWS_ACCESS_KEY = re.compile(r"(?:AKIA|ASIA)[A-Z2-7]{16}")
+_GITHUB_TOKEN = re.compile(r"gh[pousr]_[A-Za-z0-9]{36}|github_pat_[A-Za-z0-9_]{82}")
+_SLACK_TOKEN = re.compile(r"xox[abposre]-[A-Za-z0-9\-]+")
+_BEARER = re.compile(r"[Bb]earer[ \t]+([A-Za-z0-9\-._~+/]+=*)")
+_JWT = re.compile(r"eyJ[A-Za-z0-9_\-]+\.eyJ[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]{16,}")
+_PEM_PRIVATE_KEY = re.compile(
+    r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----\s+(?:[A-Za-z\-]+:[^\n]*\n\s*)*"
+    r"([A-Za-z0-9+/=\s]{40,})"
+)
+_ASSIGNMENT_KEYWORDS = (
+    "key",
+    "secret",
+    "token",
+    "passw",
+    "pwd",
+    "credential",
+)
+_ASSIGNMENT = re.compile(
+    r"[A-Za-z0-9_.\-]*(?:key|secret|token|passw(?:or)?d|pwd|credentials?)[A-Za-z0-9_\-]*"
+    r"[\"']?[ \t]*(?::=|=|:|=>)[ \t]*[\"'`]?([A-Za-z0-9/+_\-.~=!@#$%^&*]{12,200})",
+    re.IGNORECASE,
+)
+
+
+def _bounded(text: str, start: int, end: int) -> bool:
+    before = _char_before(text, start)
+    after = _char_at(text, end)
+    return not (_is_word_char(before) or before == "-") and not (
+        _is_word_char(after) or after == "-"
+    )
+
+
+def _scan_openai_keys(text: str) -> Iterator[str]:
+    if "sk-" not in text:
+        return
+    for match in _OPENAI_KEY.finditer(text):
+        if _bounded(text, match.start(), match.end()) and _looks_random(
+            match.group(1), min_length=20
+        ):
+            yield match.group()
+
+
+def _scan_aws_keys(text: str) -> Iterator[str]:
+    if "AKIA" not in text and "ASIA" not in text:
+        return
+    for match in _AWS_ACCESS_KEY.finditer(text):
+        if _bounded(text, match.start(), match.end()):
+            yield match.group()
+
+
+def _scan_github_tokens(text: str) -> Iterator[str]:
+    if "gh" not in text:
+        return
+    for match in _GITHUB_TOKEN.finditer(text):
+        value = match.group()
+        body = value[4:] if value.startswith("gh") else value[11:]
+        if _bounded(text, match.start(), match.end()) and _looks_random(body):
+            yield value
+
+
+def _scan_slack_tokens(text: str) -> Iterator[str]:
+    if "xox" not in text:
+        return
+    for match in _SLACK_TOKEN.finditer(text):
+        segments = match.group()[5:].split("-")
+        if (
+            _bounded(text, match.start(), match.end())
+            and len(segments) >= 3
+            and segments[0].isdigit()
+            and len(segments[0]) >= 6
+            and len(segments[-1]) >= 16
+            and segments[-1].isalnum()
+        ):
+            yield match.group()
+
+
+def _scan_bearer_tokens(text: str) -> Iterator[str]:
+    if "earer" not in text:
+        return
+    for match in _BEARER.finditer(text):
+        token = match.group(1)
+        if not _is_word_char(_char_before(text, match.start())) and _looks_random(token):
+            yield match.group()
+
+
+def is_jwt(value: str) -> bool:
+    header_segment = value.split(".", 1)[0]
+    try:
+        header = json.loads(
+            base64.urlsafe_b64decode(header_segment + "=" * (-len(header_segment) % 4))
+        )
+    except (binascii.Error, ValueError, UnicodeDecodeError):
+        return False
+    return isinstance(header, dict) and "alg" in header
+
+
+def _scan_jwts(text: str) -> Iterator[str]:
+    if "eyJ" not in text:
+        return
+    for match in _JWT.finditer(text):
+        if _bounded(text, match.start(), match.end()) and is_jwt(match.group()):
+            yield match.group()
+
+
+def _scan_private_keys(text: str) -> Iterator[str]:
+    if "PRIVATE KEY" not in text:
+        return
+    for match in _PEM_PRIVATE_KEY.finditer(text):
+        body = "".join(match.group(1).split())
+        if len(body) >= 40 and _looks_random(body, min_length=40):
+            yield match.group().split("\n", 1)[0]
+
+
+def _scan_assignments(text: str) -> Iterator[str]:
+    folded = (
+        text.lower() if text.isascii() else text.encode("ascii", "replace").decode("ascii").lower()
+    )
+    for keyword in _ASSIGNMENT_KEYWORDS:
+        position = folded.find(keyword)
+        while position != -1:
+            # Back up to the start of the identifier holding the keyword ("OPENAI_API_KEY").
+            start = position
+            while start > 0 and (_is_word_char(text[start - 1]) or text[start - 1] in ".-"):
+                start -= 1
+            match = _ASSIGNMENT.match(text, start)
+            if match is not None and _looks_random(match.group(1)):
+                yield match.group(1)
+            position = folded.find(keyword, position + len(keyword))
+
+
+_CREDENTIAL_SCANNERS: tuple[Callable[[str], Iterator[str]], ...] = (
+    _scan_openai_keys,
+    _scan_aws_keys,
+    _scan_github_tokens,
+    _scan_slack_tokens,
+    _scan_private_keys,
+    _scan_jwts,
+    _scan_bearer_tokens,
+    _scan_assignments,
+)
+
+
+def _scan_credentials(text: str) -> Iterator[str]:
+    for scanner in _CREDENTIAL_SCANNERS:
+        yield from scanner(text)
+
+
+# --------------------------------------------------------------------------- public API
+
+
+def iter_pii(text: str, types: Set[PiiType] | None = None) -> Iterator[PiiMatch]:
+    """Every validated hit of the wanted types (all types by default), in no particular order.
+
+    `types` is consulted live: a caller may remove a type from a mutable set while iterating to
+    stop looking for it (that is how `detect_pii` exits early).
+    """
+    wanted = ALL_PII_TYPES if types is None else types
+    if PiiType.EMAIL in wanted and "@" in text:
+        for email in _scan_email(text):
+            yield PiiMatch(PiiType.EMAIL, email)
+            if PiiType.EMAIL not in wanted:
+                break
+    if PiiType.CREDENTIAL in wanted:
+        for credential in _scan_credentials(text):
+            yield PiiMatch(PiiType.CREDENTIAL, credential)
+            if PiiType.CREDENTIAL not in wanted:
+                break
+    if PiiType.IP_ADDRESS in wanted and ":" in text:
+        for address in _scan_ipv6(text):
+            yield PiiMatch(PiiType.IP_ADDRESS, address)
+            if PiiType.IP_ADDRESS not in wanted:
+                break
+    if not wanted.isdisjoint(_NUMERIC_TYPES):
+        yield from _scan_numeric(text, wanted)
+
+
+def find_pii(text: str, types: Set[PiiType] | None = None) -> list[PiiMatch]:
+    """All validated hits, for explanations and tests."""
+    return list(iter_pii(text, types))
+
+
+def detect_pii(text: str, types: frozenset[PiiType] | None = None) -> frozenset[PiiType]:
+    """The PII types present in `text` (limited to `types` when given)."""
+    remaining = set(ALL_PII_TYPES if types is None else types)
+    found: set[PiiType] = set()
+    for match in iter_pii(text, remaining):
+        found.add(match.type)
+        remaining.discard(match.type)
+        if not remaining:
+            break
+    return frozenset(found)

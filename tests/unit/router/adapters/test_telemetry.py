@@ -1,0 +1,228 @@
+"""Spans, metrics and audit lines recorded for routed requests (SDK in-memory exporters)."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from typing import Any
+
+import orjson
+import pytest
+from modelplane.router.adapters.telemetry import (
+    AuditLog,
+    BackendInfo,
+    Telemetry,
+    TelemetrySettings,
+)
+from modelplane.router.policy.types import (
+    CandidateVerdict,
+    DataClass,
+    Decision,
+    Location,
+    PiiType,
+)
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind, StatusCode
+
+BACKENDS = {
+    "llama": BackendInfo(
+        "llama", Location.IN_CLUSTER, "hosted_vllm/llama-3-8b", "llama-3-8b", "http://llama:8000/v1"
+    ),
+    "gpt-4o": BackendInfo("gpt-4o", Location.EXTERNAL, "openai/gpt-4o", "gpt-4o", None),
+}
+
+CONFIDENTIAL = Decision(
+    data_class=DataClass.CONFIDENTIAL,
+    pii_found=frozenset({PiiType.EMAIL}),
+    candidates=(
+        CandidateVerdict("llama", True, ("privacy:ok", "cost:rank-1")),
+        CandidateVerdict("gpt-4o", False, ("privacy:external-blocked",)),
+    ),
+    reasons=("data-class:confidential", "pii:email", "data-class:raised-by-pii"),
+)
+
+SPILLED = Decision(
+    data_class=DataClass.PUBLIC,
+    pii_found=frozenset(),
+    candidates=(
+        CandidateVerdict("gpt-4o", True, ("privacy:ok", "latency:meets-target", "cost:rank-1")),
+        CandidateVerdict("llama", True, ("privacy:ok", "latency:over-target", "cost:rank-2")),
+    ),
+    reasons=("data-class:public",),
+)
+
+
+class Captured:
+    def __init__(
+        self,
+        telemetry: Telemetry,
+        spans: InMemorySpanExporter,
+        metrics: InMemoryMetricReader,
+        audit: io.BytesIO,
+    ) -> None:
+        self.telemetry, self.spans, self.metrics, self.audit = telemetry, spans, metrics, audit
+
+    def metric_points(self, name: str) -> list[Any]:
+        data = self.metrics.get_metrics_data()
+        assert data is not None
+        return [
+            point
+            for resource in data.resource_metrics
+            for scope in resource.scope_metrics
+            for metric in scope.metrics
+            if metric.name == name
+            for point in metric.data.data_points
+        ]
+
+    def audit_lines(self) -> list[dict[str, Any]]:
+        assert self.telemetry.audit_log is not None
+        self.telemetry.audit_log.flush()
+        return [orjson.loads(line) for line in self.audit.getvalue().splitlines()]
+
+
+class KeptOpen(io.BytesIO):
+    def close(self) -> None:  # keep the buffer readable after the audit log closes
+        pass
+
+
+@pytest.fixture
+def captured() -> Iterator[Captured]:
+    spans = InMemorySpanExporter()
+    metrics = InMemoryMetricReader()
+    audit = KeptOpen()
+    telemetry = Telemetry(
+        TelemetrySettings(prometheus=True),
+        span_processors=[SimpleSpanProcessor(spans)],
+        metric_readers=[metrics],
+        audit_log=AuditLog(audit, flush_interval_s=60),
+    )
+    yield Captured(telemetry, spans, metrics, audit)
+    telemetry.shutdown()
+
+
+def test_request_span_with_attempt_children_and_genai_attributes(captured: Captured) -> None:
+    request = captured.telemetry.start_request(
+        "team-a", "auto", stream=False, body={"max_tokens": 64}
+    )
+    request.decided(CONFIDENTIAL, BACKENDS, 0.0002)
+    request.attempt("llama").succeeded(ttft_s=0.05)
+    request.finish("llama", input_tokens=12, output_tokens=30, cost_usd=0.0, ttft_s=0.05)
+
+    spans = {span.kind: span for span in captured.spans.get_finished_spans()}
+    server, client = spans[SpanKind.SERVER], spans[SpanKind.CLIENT]
+    assert client.parent is not None
+    assert client.parent.span_id == server.context.span_id
+    assert server.attributes is not None
+    assert client.attributes is not None
+    assert server.attributes["gen_ai.request.model"] == "auto"
+    assert server.attributes["gen_ai.request.max_tokens"] == 64
+    assert server.attributes["gen_ai.usage.input_tokens"] == 12
+    assert server.attributes["gen_ai.usage.output_tokens"] == 30
+    assert server.attributes["gen_ai.system"] == "vllm"
+    assert server.attributes["modelplane.backend"] == "llama"
+    assert server.attributes["modelplane.data_class"] == "confidential"
+    assert "privacy:ok" in server.attributes["modelplane.reasons"]  # type: ignore[operator]
+    assert client.attributes["server.address"] == "llama"
+    assert client.attributes["gen_ai.request.model"] == "llama-3-8b"
+
+
+def test_no_prompt_text_is_recorded_unless_enabled(captured: Captured) -> None:
+    body = {"messages": [{"role": "user", "content": "secret plan alice@example.com"}]}
+    request = captured.telemetry.start_request("team-a", "auto", stream=False, body=body)
+    request.decided(CONFIDENTIAL, BACKENDS, 0.0001)
+    request.finish("llama", input_tokens=1, output_tokens=1, cost_usd=0.0, ttft_s=None)
+
+    recorded = repr([span.attributes for span in captured.spans.get_finished_spans()])
+    assert "secret plan" not in recorded
+    assert "secret plan" not in captured.audit.getvalue().decode() + repr(captured.audit_lines())
+
+
+def test_prompt_is_recorded_when_capture_content_is_enabled() -> None:
+    spans = InMemorySpanExporter()
+    telemetry = Telemetry(
+        TelemetrySettings(prometheus=False, capture_content=True),
+        span_processors=[SimpleSpanProcessor(spans)],
+    )
+    body = {"messages": [{"role": "user", "content": "hello there"}]}
+    telemetry.start_request("t", "auto", stream=False, body=body).fail("invalid_request", 400)
+    telemetry.shutdown()
+
+    (span,) = spans.get_finished_spans()
+    assert span.attributes is not None
+    assert "hello there" in str(span.attributes["gen_ai.input.messages"])
+
+
+def test_metrics_for_tokens_cost_blocked_egress_and_spillover(captured: Captured) -> None:
+    confidential = captured.telemetry.start_request("team-a", "auto", stream=False)
+    confidential.decided(CONFIDENTIAL, BACKENDS, 0.0001)
+    confidential.finish("llama", input_tokens=10, output_tokens=20, cost_usd=0.0, ttft_s=0.1)
+    spilled = captured.telemetry.start_request("team-b", "auto", stream=True)
+    spilled.decided(SPILLED, BACKENDS, 0.0001)
+    spilled.finish("gpt-4o", input_tokens=100, output_tokens=50, cost_usd=0.00075, ttft_s=0.3)
+
+    tokens = captured.metric_points("gen_ai.client.token.usage")
+    assert sum(point.sum for point in tokens) == 180
+    (blocked,) = captured.metric_points("modelplane.egress.blocked")
+    assert blocked.value == 1
+    assert blocked.attributes["modelplane.data_class"] == "confidential"
+    (spill,) = captured.metric_points("modelplane.spillover")
+    assert spill.attributes == {
+        "modelplane.backend": "gpt-4o",
+        "modelplane.spill_reason": "latency",
+    }
+    (cost,) = captured.metric_points("modelplane.cost")
+    assert cost.value == pytest.approx(0.00075)
+    assert cost.attributes == {"modelplane.tenant": "team-b", "modelplane.backend": "gpt-4o"}
+    assert len(captured.metric_points("gen_ai.server.time_to_first_token")) == 2
+    assert len(captured.metric_points("modelplane.decision.duration")) == 1
+
+
+def test_failed_attempt_then_fallback_and_the_audit_line(captured: Captured) -> None:
+    request = captured.telemetry.start_request("team-a", "auto", stream=False)
+    request.decided(SPILLED, BACKENDS, 0.0001)
+    request.attempt("gpt-4o").failed("upstream_unavailable", "connect refused")
+    request.attempt("llama").succeeded()
+    request.finish("llama", input_tokens=5, output_tokens=5, cost_usd=0.0, ttft_s=None)
+
+    failed = [
+        s for s in captured.spans.get_finished_spans() if s.status.status_code is StatusCode.ERROR
+    ]
+    assert len(failed) == 1
+    (line,) = captured.audit_lines()
+    assert line["tenant"] == "team-a"
+    assert line["backend"] == "llama"
+    assert line["upstream_hosts"] == ["api.openai.com", "llama"]
+    assert line["upstream_host"] == "llama"
+    assert line["data_class"] == "public"
+    assert "latency:meets-target" in line["reasons"]
+
+
+def test_error_answer_ends_the_span_with_its_error_type(captured: Captured) -> None:
+    request = captured.telemetry.start_request("team-a", "gpt-4o", stream=False)
+    request.decided(CONFIDENTIAL, BACKENDS, 0.0001)
+    request.fail("policy_violation", 403, "confidential data may not go to gpt-4o")
+
+    (span,) = captured.spans.get_finished_spans()
+    assert span.attributes is not None
+    assert span.attributes["error.type"] == "policy_violation"
+    assert captured.audit_lines()[0]["outcome"] == "policy_violation"
+
+
+def test_budget_and_price_gauges_and_prometheus_text(captured: Captured) -> None:
+    captured.telemetry.add_budget_source(lambda: [("team-a", "day", 4.5)])
+    captured.telemetry.add_price_source(
+        lambda: [("llama", "in-cluster", "measured", 0.55), ("gpt-4o", "external", "list", 2.5)]
+    )
+
+    (budget,) = captured.metric_points("modelplane.budget.remaining")
+    assert budget.value == 4.5
+    prices = {
+        p.attributes["modelplane.backend"]: p.value
+        for p in captured.metric_points("modelplane.backend.cost_per_mtok")
+    }
+    assert prices == {"llama": 0.55, "gpt-4o": 2.5}
+    text = captured.telemetry.export_prometheus().decode()
+    assert "modelplane_budget_remaining" in text
+    assert "modelplane_backend_cost_per_mtok" in text

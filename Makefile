@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 export LITELLM_LOCAL_MODEL_COST_MAP := True
 export HF_HUB_OFFLINE := 1
 
-.PHONY: help venv test test-unit test-component test-e2e test-engines lint format demo bench bench-full clean
+.PHONY: chart-crds help venv test test-unit test-component test-e2e test-engines lint format demo bench bench-full clean
 
 help:
 	@echo "make demo          run the whole routing path on this machine"
@@ -67,3 +67,7 @@ bench-full: venv
 
 clean:
 	rm -rf $(VENV) .typecheck .mypy_cache .ruff_cache build *.egg-info
+
+# The chart ships copies of crds/ (Helm installs a chart's crds/ folder); crds/ stays the source.
+chart-crds:
+	tools/sync-chart-crds.sh

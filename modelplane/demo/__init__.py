@@ -1,0 +1,1 @@
+"""`modelplane demo`: the whole routing path on one machine, with no cluster and no API key."""

@@ -1,0 +1,178 @@
+"""Calls through LiteLLM for providers that do not speak the OpenAI API (Anthropic, Gemini,
+Azure, Bedrock, Triton's native API, ...).
+
+`litellm` is imported on first use only: it takes about 3 s to import, and routers whose
+backends are all OpenAI-compatible never need it. `warm_up` pays the import and LiteLLM's slow
+first call at start-up instead of on a client's request.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import orjson
+from modelplane.router.adapters.upstream import (
+    CompletedReply,
+    StreamBroken,
+    UpstreamUnavailable,
+    Usage,
+    usage_from,
+)
+from modelplane.router.catalog import Upstream
+
+# Fields of the OpenAI request that are not passed to litellm.acompletion as keyword arguments.
+_HANDLED_SEPARATELY = frozenset({"model", "messages", "stream", "stream_options"})
+
+
+def _litellm() -> Any:
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    import litellm
+
+    return litellm
+
+
+def _status_of(error: BaseException) -> int | None:
+    status = getattr(error, "status_code", None)
+    return status if isinstance(status, int) else None
+
+
+def _is_retryable(error: BaseException) -> bool:
+    status = _status_of(error)
+    return status is None or status >= 500 or status == 429
+
+
+def _client_error_reply(error: BaseException, status: int) -> CompletedReply:
+    body = orjson.dumps(
+        {
+            "error": {
+                "message": str(getattr(error, "message", "") or error),
+                "type": "invalid_request_error",
+                "code": type(error).__name__,
+            }
+        }
+    )
+    return CompletedReply(status=status, body=body, usage=None, ttft_ms=0.0)
+
+
+class LiteLLMAdapter:
+    """`UpstreamAdapter` that translates through `litellm.acompletion`."""
+
+    def __init__(self) -> None:
+        self._module: Any = None
+
+    def _module_loaded(self) -> Any:
+        if self._module is None:
+            self._module = _litellm()
+        return self._module
+
+    async def warm_up(self) -> None:
+        """Import LiteLLM and run its lazy imports with an offline mock call."""
+        litellm = self._module_loaded()
+        await litellm.acompletion(
+            model="openai/warm-up",
+            messages=[{"role": "user", "content": "warm up"}],
+            mock_response="ok",
+        )
+
+    def _arguments(self, upstream: Upstream, body: dict[str, Any]) -> dict[str, Any]:
+        arguments = {key: value for key, value in body.items() if key not in _HANDLED_SEPARATELY}
+        arguments["model"] = upstream.litellm_model
+        arguments["messages"] = body["messages"]
+        arguments["timeout"] = upstream.timeout_s
+        arguments["num_retries"] = 0  # the router moves to the next candidate itself
+        if upstream.api_base:
+            arguments["api_base"] = upstream.api_base
+        if upstream.api_key:
+            arguments["api_key"] = upstream.api_key
+        return arguments
+
+    async def complete(self, upstream: Upstream, body: dict[str, Any]) -> CompletedReply:
+        litellm = self._module_loaded()
+        started = time.perf_counter()
+        try:
+            response = await litellm.acompletion(**self._arguments(upstream, body))
+        except Exception as error:  # LiteLLM wraps every provider error in its own types
+            if _is_retryable(error):
+                raise UpstreamUnavailable(f"{type(error).__name__}: {error}") from error
+            return _client_error_reply(error, _status_of(error) or 400)
+        ttft_ms = (time.perf_counter() - started) * 1000.0
+        payload = response.model_dump(exclude_none=True)
+        return CompletedReply(
+            status=200, body=orjson.dumps(payload), usage=usage_from(payload), ttft_ms=ttft_ms
+        )
+
+    async def stream(
+        self, upstream: Upstream, body: dict[str, Any], client_wants_usage: bool
+    ) -> _LiteLLMStream | CompletedReply:
+        litellm = self._module_loaded()
+        started = time.perf_counter()
+        arguments = self._arguments(upstream, body)
+        arguments["stream"] = True
+        arguments["stream_options"] = {"include_usage": True}
+        try:
+            response = await litellm.acompletion(**arguments)
+            stream = _LiteLLMStream(response, client_wants_usage)
+            await stream.read_first_event()
+        except StreamBroken as error:
+            raise UpstreamUnavailable(str(error)) from error
+        except Exception as error:
+            if _is_retryable(error):
+                raise UpstreamUnavailable(f"{type(error).__name__}: {error}") from error
+            return _client_error_reply(error, _status_of(error) or 400)
+        stream.ttft_ms = (time.perf_counter() - started) * 1000.0
+        return stream
+
+    async def aclose(self) -> None:
+        return None
+
+
+class _LiteLLMStream:
+    def __init__(self, response: Any, client_wants_usage: bool) -> None:
+        self._chunks: AsyncIterator[Any] = response.__aiter__()
+        self._client_wants_usage = client_wants_usage
+        self._first = b""
+        self._usage: Usage | None = None
+        self.ttft_ms = 0.0
+
+    @property
+    def usage(self) -> Usage | None:
+        return self._usage
+
+    async def read_first_event(self) -> None:
+        while not self._first:
+            event = await self._next_event()
+            if event is None:
+                raise StreamBroken("the stream ended before its first chunk")
+            self._first = event
+
+    async def events(self) -> AsyncIterator[bytes]:
+        if self._first:
+            yield self._first
+            self._first = b""
+        while (event := await self._next_event()) is not None:
+            if event:
+                yield event
+        yield b"data: [DONE]\n\n"
+
+    async def _next_event(self) -> bytes | None:
+        try:
+            chunk = await anext(self._chunks)
+        except StopAsyncIteration:
+            return None
+        except Exception as error:
+            raise StreamBroken(f"{type(error).__name__}: {error}") from error
+        payload = chunk.model_dump(exclude_none=True)
+        usage = usage_from(payload)
+        if usage is not None:
+            self._usage = usage
+            if not payload.get("choices") and not self._client_wants_usage:
+                return b""
+        return b"data: " + orjson.dumps(payload) + b"\n\n"
+
+    async def aclose(self) -> None:
+        close = getattr(self._chunks, "aclose", None)
+        if close is not None:
+            await close()

@@ -1,0 +1,86 @@
+"""What the router needs from an upstream call, whatever the adapter behind it.
+
+An adapter either answers (`CompletedReply`, `StreamingReply`) or raises `UpstreamUnavailable`
+for a failure worth retrying on the next candidate (connect error, timeout, 5xx, 429). A client
+error from the upstream (other 4xx) is an answer: it is passed back unchanged.
+
+A `StreamingReply` is returned only once its first event has arrived; after that point a failure
+surfaces as `StreamBroken` from the iteration and the router ends the client's stream with an
+error event instead of trying another backend.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from modelplane.router.catalog import Upstream
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+
+def usage_from(payload: Any) -> Usage | None:
+    """The `usage` block of an OpenAI response or chunk, if it has one."""
+    if not isinstance(payload, dict):
+        return None
+    usage = payload.get("usage")
+    if not isinstance(usage, dict):
+        return None
+    prompt, completion = usage.get("prompt_tokens"), usage.get("completion_tokens")
+    return Usage(
+        input_tokens=prompt if isinstance(prompt, int) else 0,
+        output_tokens=completion if isinstance(completion, int) else 0,
+    )
+
+
+class UpstreamUnavailable(Exception):
+    """The attempt failed before anything reached the client; another backend may be tried."""
+
+
+class StreamBroken(Exception):
+    """The upstream stream failed after its first event."""
+
+
+@dataclass(frozen=True, slots=True)
+class CompletedReply:
+    status: int
+    body: bytes  # JSON
+    usage: Usage | None
+    ttft_ms: float
+
+
+class StreamingReply(Protocol):
+    ttft_ms: float
+
+    def events(self) -> AsyncIterator[bytes]:
+        """Complete SSE events (each ending in a blank line), the first one included.
+
+        Ends after `data: [DONE]`; raises StreamBroken if the upstream fails first.
+        """
+        ...
+
+    @property
+    def usage(self) -> Usage | None:
+        """Token usage reported by the upstream; known once `events` is exhausted."""
+        ...
+
+    async def aclose(self) -> None: ...
+
+
+class UpstreamAdapter(Protocol):
+    async def complete(self, upstream: Upstream, body: dict[str, Any]) -> CompletedReply:
+        """Send a non-streamed chat completion; `body` already names the upstream's model."""
+        ...
+
+    async def stream(
+        self, upstream: Upstream, body: dict[str, Any], client_wants_usage: bool
+    ) -> StreamingReply | CompletedReply:
+        """Open a streamed chat completion; a CompletedReply is an upstream client error."""
+        ...
+
+    async def aclose(self) -> None: ...

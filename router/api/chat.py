@@ -1,0 +1,192 @@
+"""`POST /v1/chat/completions` as a raw ASGI endpoint.
+
+This is the router's hot path, so it skips the framework: no middleware stack, no request
+object, no dependency injection, no response classes; headers are read from the scope and bytes
+written to `send`. Everything else (`/v1/models`, `/v1/route/explain`, health) is an ordinary
+FastAPI route.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import orjson
+from modelplane.router.adapters.upstream import CompletedReply, StreamBroken
+from modelplane.router.errors import RouterError
+from modelplane.router.service import (
+    RoutedRequest,
+    RouterService,
+    ServedReply,
+    parse_chat_request,
+    parse_data_class,
+)
+from starlette.types import Message, Receive, Scope, Send
+
+log = logging.getLogger(__name__)
+
+CHAT_COMPLETIONS_PATH = "/v1/chat/completions"
+MAX_BODY_BYTES = 64 * 1024 * 1024  # room for several base64 images
+
+_JSON = (b"content-type", b"application/json")
+_EVENT_STREAM = (b"content-type", b"text/event-stream")
+_NO_CACHE = (b"cache-control", b"no-cache")
+
+
+class PayloadTooLarge(RouterError):
+    status = 413
+    type = "invalid_request_error"
+    code = "payload_too_large"
+
+
+def error_body(error: RouterError) -> bytes:
+    return orjson.dumps(
+        {"error": {"message": error.message, "type": error.type, "code": error.code}}
+    )
+
+
+async def send_error(send: Send, error: RouterError) -> None:
+    body = error_body(error)
+    await send(
+        {
+            "type": "http.response.start",
+            "status": error.status,
+            "headers": [_JSON, (b"content-length", str(len(body)).encode())],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+def routing_headers(routed: RoutedRequest, served: ServedReply) -> list[tuple[bytes, bytes]]:
+    decision = routed.decision_header
+    if served.failed_before:
+        decision = ",".join(
+            filter(None, (decision, "fallback_after=" + "+".join(served.failed_before)))
+        )
+    return [
+        (b"x-modelplane-backend", served.backend.name.encode()),
+        (b"x-modelplane-data-class", routed.decision.data_class.value.encode()),
+        (b"x-modelplane-decision", decision.encode("ascii", "replace")),
+    ]
+
+
+async def read_body(receive: Receive) -> bytes:
+    message = await receive()
+    body: bytes = message.get("body", b"")
+    if not message.get("more_body", False):
+        return body
+    parts = [body]
+    size = len(body)
+    while message.get("more_body", False):
+        message = await receive()
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise PayloadTooLarge(f"the request body exceeds {MAX_BODY_BYTES} bytes")
+        parts.append(chunk)
+    return b"".join(parts)
+
+
+class ChatCompletionsEndpoint:
+    """ASGI endpoint for POST /v1/chat/completions."""
+
+    def __init__(self, service: RouterService) -> None:
+        self.service = service
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        service = self.service
+        authorization: str | None = None
+        declared: str | None = None
+        for name, value in scope["headers"]:
+            if name == b"authorization":
+                authorization = value.decode("latin-1")
+            elif name == b"x-modelplane-data-class":
+                declared = value.decode("latin-1")
+        try:
+            raw = await read_body(receive)
+            tenant, catalog = service.authenticate(authorization)
+            request = parse_chat_request(raw)
+            routed = await service.decide(tenant, catalog, request, parse_data_class(declared))
+            await service.admit(routed)
+            served = await service.send(routed)
+        except RouterError as error:
+            await send_error(send, error)
+            return
+        try:
+            if isinstance(served.reply, CompletedReply):
+                await self._send_completed(send, routed, served, served.reply)
+            else:
+                await self._send_stream(receive, send, routed, served)
+        finally:
+            await served.finish()
+
+    async def _send_completed(
+        self, send: Send, routed: RoutedRequest, served: ServedReply, reply: CompletedReply
+    ) -> None:
+        headers = routing_headers(routed, served)
+        headers.append(_JSON)
+        headers.append((b"content-length", str(len(reply.body)).encode()))
+        await send({"type": "http.response.start", "status": reply.status, "headers": headers})
+        await send({"type": "http.response.body", "body": reply.body})
+
+    async def _send_stream(
+        self, receive: Receive, send: Send, routed: RoutedRequest, served: ServedReply
+    ) -> None:
+        reply = served.reply
+        assert not isinstance(reply, CompletedReply)
+        headers = routing_headers(routed, served)
+        headers.append(_EVENT_STREAM)
+        headers.append(_NO_CACHE)
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        # uvicorn drops writes to a closed connection silently; watching `receive` is how we
+        # learn the client left, so the upstream generation can be stopped instead of finished.
+        disconnected = asyncio.ensure_future(_wait_for_disconnect(receive))
+        try:
+            async for events in reply.events():
+                await send({"type": "http.response.body", "body": events, "more_body": True})
+                if disconnected.done():
+                    await served.finish(stream_broken=False)
+                    return
+        except StreamBroken as error:
+            log.warning(
+                "stream from %s broke after its first event: %s", served.backend.name, error
+            )
+            await send(
+                {
+                    "type": "http.response.body",
+                    "body": _stream_error_events(served.backend.name, str(error)),
+                    "more_body": True,
+                }
+            )
+            await served.finish(stream_broken=True)
+        finally:
+            disconnected.cancel()
+        await send({"type": "http.response.body", "body": b""})
+
+
+async def _wait_for_disconnect(receive: Receive) -> None:
+    while True:
+        message: Message = await receive()
+        if message["type"] == "http.disconnect":
+            return
+
+
+def _stream_error_events(backend: str, detail: str) -> bytes:
+    error = {
+        "error": {
+            "message": f"the upstream {backend} failed mid-stream: {detail}",
+            "type": "upstream_error",
+            "code": "stream_interrupted",
+        }
+    }
+    return b"data: " + orjson.dumps(error) + b"\n\ndata: [DONE]\n\n"
+
+
+__all__ = [
+    "CHAT_COMPLETIONS_PATH",
+    "ChatCompletionsEndpoint",
+    "PayloadTooLarge",
+    "error_body",
+    "read_body",
+    "send_error",
+]

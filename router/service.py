@@ -1,0 +1,420 @@
+"""The request path, free of HTTP: authenticate, read the request, decide, call upstream.
+
+The HTTP edge (`api/`) turns bytes into calls on `RouterService` and its domain errors
+(`errors.py`) into OpenAI-style error responses. Everything here is built per app instance from
+injected parts (catalog source, shared state, adapters); nothing is global.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from modelplane.router.adapters.upstream import (
+    CompletedReply,
+    StreamingReply,
+    UpstreamAdapter,
+    UpstreamUnavailable,
+    Usage,
+)
+from modelplane.router.catalog import Catalog, CatalogBackend, CatalogSource, Tenant
+from modelplane.router.config import AdapterKind, OverBudget
+from modelplane.router.errors import (
+    AuthenticationFailed,
+    BudgetExhausted,
+    InvalidRequest,
+    LimitExceeded,
+    NoEligibleBackend,
+    PolicyViolation,
+    UnknownModel,
+)
+from modelplane.router.policy.engine import decide
+from modelplane.router.policy.features import extract_features
+from modelplane.router.policy.types import (
+    BackendSnapshot,
+    DataClass,
+    Decision,
+    RequestFeatures,
+)
+from modelplane.router.state import Admission, AttemptObservation, BackendHealth, RouterState
+
+log = logging.getLogger(__name__)
+
+AUTO_MODEL = "auto"
+DEFAULT_MAX_ATTEMPTS = 3
+
+
+@dataclass(frozen=True, slots=True)
+class ChatRequest:
+    """A chat-completion body that passed the checks the router relies on."""
+
+    body: dict[str, Any]
+    model: str
+    stream: bool
+    client_wants_usage: bool
+
+
+def parse_chat_request(raw: bytes) -> ChatRequest:
+    """Parse and check the fields the router reads; the rest is the upstream's business."""
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as error:
+        raise InvalidRequest(f"the request body is not valid JSON: {error}") from None
+    if not isinstance(body, dict):
+        raise InvalidRequest("the request body must be a JSON object")
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise InvalidRequest("'messages' must be a non-empty array")
+    for index, message in enumerate(messages):
+        if not isinstance(message, dict) or not isinstance(message.get("role"), str):
+            raise InvalidRequest(f"messages[{index}] must be an object with a string 'role'")
+        content = message.get("content")
+        if content is not None and not isinstance(content, str | list):
+            raise InvalidRequest(f"messages[{index}].content must be a string or an array")
+    model = body.get("model", AUTO_MODEL)
+    if not isinstance(model, str) or not model:
+        raise InvalidRequest("'model' must be a non-empty string")
+    stream = body.get("stream", False)
+    if not isinstance(stream, bool):
+        raise InvalidRequest("'stream' must be a boolean")
+    for name in ("max_tokens", "max_completion_tokens"):
+        value = body.get(name)
+        if value is not None and (
+            not isinstance(value, int) or isinstance(value, bool) or value < 0
+        ):
+            raise InvalidRequest(f"'{name}' must be a non-negative integer")
+    for name, kind, label in (
+        ("tools", list, "an array"),
+        ("response_format", dict, "an object"),
+        ("stream_options", dict, "an object"),
+    ):
+        value = body.get(name)
+        if value is not None and not isinstance(value, kind):
+            raise InvalidRequest(f"'{name}' must be {label}")
+    options = body.get("stream_options")
+    client_wants_usage = isinstance(options, dict) and options.get("include_usage") is True
+    return ChatRequest(body=body, model=model, stream=stream, client_wants_usage=client_wants_usage)
+
+
+def parse_data_class(value: str | None) -> DataClass | None:
+    if value is None:
+        return None
+    try:
+        return DataClass(value.strip().lower())
+    except ValueError:
+        choices = ", ".join(member.value for member in DataClass)
+        raise InvalidRequest(f"x-modelplane-data-class must be one of {choices}") from None
+
+
+def bearer_token(authorization: str | None) -> str | None:
+    if authorization is None:
+        return None
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
+@dataclass(frozen=True, slots=True)
+class RoutedRequest:
+    """A request with its decision, ready to be sent."""
+
+    tenant: Tenant
+    request: ChatRequest
+    features: RequestFeatures
+    decision: Decision
+    catalog: Catalog
+
+    @property
+    def decision_header(self) -> str:
+        chosen = self.decision.chosen
+        codes = (*self.decision.reasons, *(chosen.reasons if chosen else ()))
+        return ",".join(dict.fromkeys(codes))
+
+
+@dataclass(slots=True)
+class ServedReply:
+    """An upstream's answer and the bookkeeping owed once it has been delivered."""
+
+    backend: CatalogBackend
+    reply: CompletedReply | StreamingReply
+    failed_before: tuple[str, ...]  # backends tried first that failed
+    tenant: Tenant
+    started: float
+    slot: asyncio.Semaphore
+    state: RouterState
+    finished: bool = False
+
+    @property
+    def is_stream(self) -> bool:
+        return not isinstance(self.reply, CompletedReply)
+
+    async def finish(self, *, stream_broken: bool = False) -> None:
+        """Release the backend slot and record usage and latency; call exactly once."""
+        if self.finished:
+            return
+        self.finished = True
+        self.slot.release()
+        reply = self.reply
+        if not isinstance(reply, CompletedReply):
+            await reply.aclose()
+        usage = reply.usage or Usage()
+        snapshot = self.backend.snapshot
+        try:
+            await self.state.observe(
+                AttemptObservation(
+                    backend=snapshot.name,
+                    ok=not stream_broken,
+                    ttft_ms=reply.ttft_ms,
+                    output_tokens=usage.output_tokens,
+                    duration_s=time.perf_counter() - self.started,
+                )
+            )
+            if usage.input_tokens or usage.output_tokens:
+                cost = (
+                    usage.input_tokens * snapshot.input_usd_per_mtok
+                    + usage.output_tokens * snapshot.output_usd_per_mtok
+                ) / 1_000_000
+                await self.state.record_usage(
+                    self.tenant.name,
+                    snapshot.name,
+                    usage.input_tokens,
+                    usage.output_tokens,
+                    cost,
+                )
+        except Exception:  # the answer is delivered; bookkeeping must not turn it into an error
+            log.exception("recording usage for backend %s failed", snapshot.name)
+
+
+class RouterService:
+    """Everything a chat completion needs, built from injected parts."""
+
+    def __init__(
+        self,
+        catalog_source: CatalogSource,
+        state: RouterState,
+        adapters: Mapping[AdapterKind, UpstreamAdapter],
+        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+    ) -> None:
+        self.catalog_source = catalog_source
+        self.state = state
+        self.adapters = adapters
+        self.max_attempts = max_attempts
+        self._slots: dict[str, tuple[int, asyncio.Semaphore]] = {}
+        self._overlay_key: tuple[int, int] = (0, 0)
+        self._overlay: tuple[BackendSnapshot, ...] = ()
+
+    def authenticate(self, authorization: str | None) -> tuple[Tenant, Catalog]:
+        catalog = self.catalog_source.current
+        token = bearer_token(authorization)
+        if token is None:
+            raise AuthenticationFailed("missing API key: send 'Authorization: Bearer <key>'")
+        tenant = catalog.authenticate(token)
+        if tenant is None:
+            raise AuthenticationFailed("unknown API key")
+        return tenant, catalog
+
+    async def decide(
+        self,
+        tenant: Tenant,
+        catalog: Catalog,
+        request: ChatRequest,
+        data_class: DataClass | None,
+        *,
+        enforce: bool = True,
+    ) -> RoutedRequest:
+        """The policy decision for `request`.
+
+        With `enforce`, raises the domain error that stops the request (exhausted budget,
+        policy violation, no eligible backend); without, only reports the decision (explain).
+        """
+        pinned = None if request.model == AUTO_MODEL else request.model
+        if pinned is not None and pinned not in catalog.backends:
+            raise UnknownModel(f"unknown model {pinned!r}: use 'auto' or one of GET /v1/models")
+        features = extract_features(
+            request.body, data_class or tenant.default_data_class, catalog.settings
+        )
+        tenant_policy = tenant.policy
+        if tenant.limits.has_budget:
+            spend = await self.state.spend(tenant.name)
+            if spend.exceeds(tenant.limits):
+                if enforce and tenant.over_budget is OverBudget.REJECT:
+                    raise BudgetExhausted(f"tenant {tenant.name!r} has used up its budget")
+                tenant_policy = dataclasses.replace(tenant_policy, in_cluster_only=True)
+        snapshots = self._with_health(catalog, await self.state.backend_health())
+        decision = decide(features, snapshots, tenant_policy, catalog.settings)
+        if enforce:
+            violation = decision.policy_violation
+            if violation is not None:
+                raise PolicyViolation(violation)
+            if decision.chosen is None:
+                raise NoEligibleBackend(_no_eligible_message(decision))
+        return RoutedRequest(
+            tenant=tenant, request=request, features=features, decision=decision, catalog=catalog
+        )
+
+    async def admit(self, routed: RoutedRequest) -> None:
+        """Count the request against the tenant's per-minute limits."""
+        limits = routed.tenant.limits
+        if not limits.has_rate_limits:
+            return
+        tokens = routed.features.input_tokens + routed.features.max_output_tokens
+        admission = await self.state.admit(routed.tenant.name, limits, tokens)
+        if admission is Admission.RPM_EXCEEDED:
+            raise LimitExceeded(f"tenant {routed.tenant.name!r} exceeded its requests per minute")
+        if admission is Admission.TPM_EXCEEDED:
+            raise LimitExceeded(f"tenant {routed.tenant.name!r} exceeded its tokens per minute")
+
+    async def send(self, routed: RoutedRequest) -> ServedReply:
+        """Try the eligible backends in order until one answers; never any other backend."""
+        request = routed.request
+        candidates = routed.decision.eligible[: self.max_attempts]
+        failures: list[str] = []
+        for position, candidate in enumerate(candidates):
+            backend = routed.catalog.backends[candidate.backend]
+            slot = self._slot(backend)
+            is_last = position == len(candidates) - 1
+            if slot.locked() and not is_last:
+                failures.append(f"{backend.name}: at max_concurrency")
+                continue
+            if not await _acquire(slot, backend.upstream.timeout_s):
+                failures.append(f"{backend.name}: at max_concurrency")
+                continue
+            started = time.perf_counter()
+            body = dict(request.body)
+            body["model"] = backend.upstream.upstream_model
+            adapter = self.adapters[backend.upstream.adapter]
+            try:
+                reply: CompletedReply | StreamingReply
+                if request.stream:
+                    if backend.upstream.adapter is AdapterKind.OPENAI:
+                        body["stream_options"] = {
+                            **(request.body.get("stream_options") or {}),
+                            "include_usage": True,
+                        }
+                    reply = await adapter.stream(backend.upstream, body, request.client_wants_usage)
+                else:
+                    reply = await adapter.complete(backend.upstream, body)
+            except UpstreamUnavailable as error:
+                slot.release()
+                failures.append(f"{backend.name}: {error}")
+                await self._observe_failure(backend, started)
+                continue
+            except BaseException:
+                slot.release()
+                raise
+            return ServedReply(
+                backend=backend,
+                reply=reply,
+                failed_before=tuple(name.split(":", 1)[0] for name in failures),
+                tenant=routed.tenant,
+                started=started,
+                slot=slot,
+                state=self.state,
+            )
+        raise NoEligibleBackend("every eligible backend failed: " + "; ".join(failures))
+
+    async def _observe_failure(self, backend: CatalogBackend, started: float) -> None:
+        try:
+            await self.state.observe(
+                AttemptObservation(
+                    backend=backend.name, ok=False, duration_s=time.perf_counter() - started
+                )
+            )
+        except Exception:
+            log.exception("recording a failed attempt on %s failed", backend.name)
+
+    def _slot(self, backend: CatalogBackend) -> asyncio.Semaphore:
+        limit = backend.upstream.max_concurrency
+        entry = self._slots.get(backend.name)
+        if entry is None or entry[0] != limit:
+            entry = (limit, asyncio.Semaphore(limit))
+            self._slots[backend.name] = entry
+        return entry[1]
+
+    def _with_health(
+        self, catalog: Catalog, health: Mapping[str, BackendHealth]
+    ) -> tuple[BackendSnapshot, ...]:
+        """The catalog's snapshots with live health laid over them (cached while unchanged)."""
+        key = (id(catalog), id(health))
+        if key == self._overlay_key and self._overlay:
+            return self._overlay
+        snapshots = tuple(
+            _overlay(backend.snapshot, health.get(name))
+            for name, backend in catalog.backends.items()
+        )
+        self._overlay_key, self._overlay = key, snapshots
+        return snapshots
+
+
+def _overlay(snapshot: BackendSnapshot, health: BackendHealth | None) -> BackendSnapshot:
+    if health is None or (
+        health.in_cooldown == snapshot.in_cooldown
+        and health.predicted_ttft_ms == snapshot.predicted_ttft_ms
+    ):
+        return snapshot
+    return dataclasses.replace(
+        snapshot, in_cooldown=health.in_cooldown, predicted_ttft_ms=health.predicted_ttft_ms
+    )
+
+
+async def _acquire(slot: asyncio.Semaphore, timeout_s: float) -> bool:
+    if not slot.locked():
+        await slot.acquire()
+        return True
+    try:
+        await asyncio.wait_for(slot.acquire(), timeout_s)
+    except TimeoutError:
+        return False
+    return True
+
+
+def _no_eligible_message(decision: Decision) -> str:
+    reasons = "; ".join(
+        f"{candidate.backend}: {', '.join(candidate.reasons)}" for candidate in decision.candidates
+    )
+    return f"no backend may serve this request ({reasons})"
+
+
+def explain(routed: RoutedRequest) -> dict[str, Any]:
+    """The `/v1/route/explain` answer for a decided request."""
+    decision = routed.decision
+    chosen = decision.chosen
+    return {
+        "backend": chosen.backend if chosen else None,
+        "data_class": decision.data_class.value,
+        "pii": sorted(pii.value for pii in decision.pii_found),
+        "reasons": list(decision.reasons),
+        "candidates": [
+            {
+                "backend": candidate.backend,
+                "eligible": candidate.eligible,
+                "reasons": list(candidate.reasons),
+                "estimated_cost_usd": candidate.estimated_cost_usd,
+            }
+            for candidate in decision.candidates
+        ],
+        "estimate": {
+            "input_tokens": routed.features.input_tokens,
+            "cost_usd": chosen.estimated_cost_usd if chosen else 0.0,
+        },
+    }
+
+
+__all__: Sequence[str] = [
+    "AUTO_MODEL",
+    "ChatRequest",
+    "RoutedRequest",
+    "RouterService",
+    "ServedReply",
+    "bearer_token",
+    "explain",
+    "parse_chat_request",
+    "parse_data_class",
+]

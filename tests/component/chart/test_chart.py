@@ -680,3 +680,26 @@ def test_notes_tell_the_user_how_to_reach_the_router(helm: Helm) -> None:
     assert f"kubectl port-forward svc/mp-modelplane-router -n {NAMESPACE}" in notes
     assert "helm test mp" in notes
     assert "kubectl apply --server-side -f crds/" in notes
+
+
+_INSTRUMENT = re.compile(r"create_(?:histogram|counter|observable_gauge)\(\s*\"([a-z_.]+)\"")
+# What OpenTelemetry's Prometheus exporter appends to an instrument name: unit, then type suffixes.
+_PROMETHEUS_SUFFIXES = ("_bucket", "_count", "_sum", "_total", "_seconds", "_USD")
+
+
+def test_grafana_dashboard_queries_only_metrics_the_router_exports() -> None:
+    telemetry_source = (REPO_ROOT / "router" / "adapters" / "telemetry.py").read_text()
+    exported = {name.replace(".", "_") for name in _INSTRUMENT.findall(telemetry_source)}
+    assert exported
+    dashboard = json.loads((CHART / "files" / "grafana-dashboard.json").read_text())
+    queried: set[str] = set()
+    for panel in dashboard["panels"]:
+        for target in panel["targets"]:
+            without_labels = re.sub(r"by \([^)]*\)", "", target["expr"])
+            queried.update(re.findall(r"\b(?:gen_ai|modelplane)_[A-Za-z_]+", without_labels))
+    assert queried
+    for name in queried:
+        base = name
+        for suffix in _PROMETHEUS_SUFFIXES:
+            base = base.removesuffix(suffix)
+        assert base in exported, name

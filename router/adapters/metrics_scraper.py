@@ -19,7 +19,7 @@ import asyncio
 import logging
 import re
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 import aiohttp
@@ -146,11 +146,15 @@ class EngineMetricsScraper:
         interval_s: float = 1.0,
         timeout_s: float = 0.5,
         clock: Clock = time.monotonic,
+        on_round: Callable[[], None] | None = None,
     ) -> None:
         self._interval_s = interval_s
+        self._on_round = on_round
+        self.rounds = 0  # completed scrape rounds; what `live()` returns changes only with it
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
         self._clock = clock
         self._tracked: dict[str, _Tracked] = {}
+        self._live: Mapping[str, LiveEngine] = {}
         self._session: aiohttp.ClientSession | None = None
         self._task: asyncio.Task[None] | None = None
 
@@ -167,7 +171,8 @@ class EngineMetricsScraper:
         self._tracked = tracked
 
     def live(self) -> Mapping[str, LiveEngine]:
-        return {name: entry.live for name, entry in self._tracked.items()}
+        """The latest round's view; the same object until the next round completes."""
+        return self._live
 
     async def start(self) -> None:
         if self._task is None:
@@ -185,6 +190,10 @@ class EngineMetricsScraper:
     async def scrape_once(self) -> None:
         entries = list(self._tracked.values())
         await asyncio.gather(*(self._scrape(entry) for entry in entries))
+        self._live = {name: entry.live for name, entry in self._tracked.items()}
+        self.rounds += 1
+        if self._on_round is not None:
+            self._on_round()
 
     async def _run(self) -> None:
         while True:

@@ -1,0 +1,117 @@
+"""Scraping a loopback vLLM-style /metrics and laying the measurements over state and catalog."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+from modelplane.router.adapters.live import CatalogChanges, LiveCatalog, LiveLatencyState
+from modelplane.router.adapters.metrics_scraper import (
+    EngineMetricsScraper,
+    ScrapeTarget,
+    metrics_url_for,
+)
+from modelplane.router.catalog import CatalogSource, catalog_from_config
+from modelplane.router.config import parse_config
+from modelplane.router.state import AttemptObservation, InProcessState
+
+from modelplane.testing.upstream import LoopbackUpstream
+
+
+@pytest.fixture
+async def upstream() -> AsyncIterator[LoopbackUpstream]:
+    async with LoopbackUpstream(model="llama-3-8b") as server:
+        yield server
+
+
+def config_text(llama_base: str) -> str:
+    return f"""
+backends:
+  - name: llama
+    model: hosted_vllm/llama-3-8b
+    api_base: {llama_base}
+    location: in-cluster
+    context_window: 8192
+    gpu_hour_usd: 3.6
+    tokens_per_second: 1000
+  - name: gpt-4o
+    model: openai/gpt-4o
+    api_key: sk-test
+    location: external
+    context_window: 128000
+    input_usd_per_mtok: 2.5
+    output_usd_per_mtok: 10
+tenants:
+  - name: team-a
+    api_keys: [key-a]
+"""
+
+
+async def test_predicted_ttft_follows_the_scraped_queue_depth(upstream: LoopbackUpstream) -> None:
+    scraper = EngineMetricsScraper()
+    scraper.set_targets([ScrapeTarget("llama", metrics_url_for(upstream.base_url))])
+    inner = InProcessState()
+    await inner.observe(AttemptObservation(backend="llama", ok=True, ttft_ms=100.0))
+    state = LiveLatencyState(inner, scraper)
+    try:
+        await scraper.scrape_once()
+        idle = (await state.backend_health())["llama"].predicted_ttft_ms
+
+        upstream.metrics.waiting = 40
+        await scraper.scrape_once()
+        queued = (await state.backend_health())["llama"].predicted_ttft_ms
+
+        upstream.metrics.waiting = 0
+        await scraper.scrape_once()
+        drained = (await state.backend_health())["llama"].predicted_ttft_ms
+    finally:
+        await scraper.aclose()
+
+    assert idle == pytest.approx(100.0)
+    assert queued is not None
+    assert queued > 10 * 100.0
+    assert drained == pytest.approx(100.0)
+
+
+async def test_unreachable_engine_is_published_not_ready_and_back(
+    upstream: LoopbackUpstream,
+) -> None:
+    base = catalog_from_config(parse_config(config_text(upstream.base_url)))
+    source = CatalogSource(base)
+    live: list[LiveCatalog] = []
+    scraper = EngineMetricsScraper(on_round=lambda: live[0].scrape_round_completed())
+    live.append(LiveCatalog(source, scraper))
+    port = upstream.port
+    live[0].set_base(base, [ScrapeTarget("llama", metrics_url_for(upstream.base_url))])
+    try:
+        await scraper.scrape_once()
+        assert source.current.backends["llama"].snapshot.ready
+
+        await upstream.stop()
+        await scraper.scrape_once()
+        assert not source.current.backends["llama"].snapshot.ready
+        assert source.current.backends["gpt-4o"].snapshot.ready
+
+        restarted = LoopbackUpstream(model="llama-3-8b", port=port)
+        await restarted.start()
+        try:
+            await scraper.scrape_once()
+            assert source.current.backends["llama"].snapshot.ready
+        finally:
+            await restarted.stop()
+    finally:
+        await scraper.aclose()
+
+
+async def test_catalog_changes_wakes_a_waiter() -> None:
+    base = catalog_from_config(parse_config(config_text("http://127.0.0.1:9/v1")))
+    source = CatalogSource(base)
+    changes = CatalogChanges(source)
+
+    assert await changes.wait(0.01) is False
+    waiter = asyncio.create_task(changes.wait(5.0))
+    await asyncio.sleep(0)
+    source.replace(base)
+
+    assert await waiter is True

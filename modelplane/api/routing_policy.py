@@ -89,7 +89,7 @@ class CostPolicy(ApiModel):
 class RoutingPolicySpec(ApiModel):
     """The desired routing policy."""
 
-    tenants: list[Tenant] = Field(min_length=1)
+    tenants: list[Tenant] = Field(min_length=1, max_length=256)
     privacy: Privacy = Field(default_factory=Privacy)
     latency: Latency = Field(default_factory=Latency)
     cost: CostPolicy = Field(default_factory=CostPolicy)

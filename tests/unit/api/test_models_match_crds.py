@@ -1,0 +1,119 @@
+"""The pydantic models and the CRD schemas agree on fields, requirements, defaults, values."""
+
+from __future__ import annotations
+
+import types
+import typing
+from typing import Any, Literal, Union, get_args, get_origin
+
+import pytest
+from modelplane.router.policy import types as policy_types
+from pydantic import BaseModel
+
+from modelplane.api import ExternalModel, ModelDeployment, RoutingPolicy
+from modelplane.api.routing_policy import ALL_PII_TYPES
+from modelplane.api.schema import version_schema
+
+RESOURCES: dict[str, type[BaseModel]] = {
+    "ModelDeployment": ModelDeployment,
+    "ExternalModel": ExternalModel,
+    "RoutingPolicy": RoutingPolicy,
+}
+
+
+def _unwrap_optional(annotation: Any) -> Any:
+    if get_origin(annotation) in (Union, types.UnionType):
+        members = [arg for arg in get_args(annotation) if arg is not type(None)]
+        if len(members) == 1:
+            return members[0]
+    return annotation
+
+
+def _strip_annotated(annotation: Any) -> Any:
+    while get_origin(annotation) is typing.Annotated:
+        annotation = get_args(annotation)[0]
+    return annotation
+
+
+def _mismatches(model: type[BaseModel], schema: dict[str, Any], path: str) -> list[str]:
+    problems: list[str] = []
+    properties = schema.get("properties", {})
+    fields = {(info.alias or name): info for name, info in model.model_fields.items()}
+    if set(properties) != set(fields):
+        only_crd = sorted(set(properties) - set(fields))
+        only_model = sorted(set(fields) - set(properties))
+        problems.append(f"{path}: only in the CRD {only_crd}, only in the model {only_model}")
+    required = set(schema.get("required", []))
+    for alias in sorted(set(properties) & set(fields)):
+        info, child = fields[alias], properties[alias]
+        where = f"{path}.{alias}"
+        if "default" in child:
+            default = info.get_default(call_default_factory=True)
+            if default != child["default"]:
+                problems.append(f"{where}: default {default!r} != CRD default {child['default']!r}")
+        elif alias == "metadata":
+            pass  # the API server always sets it; the CRD cannot require it
+        elif info.is_required() != (alias in required):
+            problems.append(f"{where}: required {info.is_required()} in the model only")
+        problems += _compare_value(info.annotation, child, where)
+    return problems
+
+
+def _compare_value(annotation: Any, schema: dict[str, Any], path: str) -> list[str]:
+    annotation = _strip_annotated(_unwrap_optional(_strip_annotated(annotation)))
+    origin = get_origin(annotation)
+    if origin is list:
+        return _compare_value(get_args(annotation)[0], schema.get("items", {}), f"{path}[]")
+    if origin is dict:
+        return _compare_value(
+            get_args(annotation)[1], schema.get("additionalProperties", {}), f"{path}{{}}"
+        )
+    if origin is Literal:
+        if "enum" in schema and sorted(get_args(annotation)) != sorted(schema["enum"]):
+            return [f"{path}: values {get_args(annotation)} != CRD enum {schema['enum']}"]
+        return []
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        if "properties" not in schema:
+            return []  # metadata: the API server's own schema
+        return _mismatches(annotation, schema, path)
+    if "enum" in schema:
+        return [f"{path}: the CRD has an enum the model does not"]
+    return []
+
+
+@pytest.mark.parametrize("kind", sorted(RESOURCES))
+def test_model_fields_match_the_crd_schema(crds: dict[str, Any], kind: str) -> None:
+    schema = version_schema(crds[kind], "v1alpha1")
+    assert _mismatches(RESOURCES[kind], schema, kind) == []
+
+
+def test_the_comparison_notices_a_field_missing_from_the_model(crds: dict[str, Any]) -> None:
+    schema = version_schema(crds["ExternalModel"], "v1alpha1")
+    spec = schema["properties"]["spec"]
+    extended = {**spec, "properties": {**spec["properties"], "organization": {"type": "string"}}}
+    problems = _mismatches(ExternalModel, {**schema, "properties": {"spec": extended}}, "X")
+    assert any("only in the CRD ['organization']" in problem for problem in problems)
+
+
+def _enum(crds: dict[str, Any], kind: str, *path: str) -> list[str]:
+    node = version_schema(crds[kind], "v1alpha1")
+    for part in path:
+        node = node["items"] if part == "[]" else node["properties"][part]
+    values: list[str] = node["enum"]
+    return values
+
+
+def test_crd_value_sets_are_the_router_policy_vocabulary(crds: dict[str, Any]) -> None:
+    pii = _enum(crds, "RoutingPolicy", "spec", "privacy", "piiTypes", "[]")
+    assert sorted(pii) == sorted(member.value for member in policy_types.PiiType)
+    assert sorted(ALL_PII_TYPES) == sorted(pii)
+    data_classes = _enum(crds, "RoutingPolicy", "spec", "tenants", "[]", "defaultDataClass")
+    assert sorted(data_classes) == sorted(member.value for member in policy_types.DataClass)
+    preferences = _enum(crds, "RoutingPolicy", "spec", "cost", "preference")
+    assert sorted(preferences) == sorted(member.value for member in policy_types.CostPreference)
+    for kind, model_path in (
+        ("ModelDeployment", ("spec", "model", "capabilities", "[]")),
+        ("ExternalModel", ("spec", "capabilities", "[]")),
+    ):
+        capabilities = _enum(crds, kind, *model_path)
+        assert sorted(capabilities) == sorted(member.value for member in policy_types.Capability)

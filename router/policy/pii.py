@@ -54,9 +54,6 @@ from dataclasses import dataclass
 from modelplane.router.policy.types import PiiType
 
 ALL_PII_TYPES: frozenset[PiiType] = frozenset(PiiType)
-_NUMERIC_TYPES = frozenset(
-    {PiiType.PHONE, PiiType.PAYMENT_CARD, PiiType.IBAN, PiiType.US_SSN, PiiType.IP_ADDRESS}
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,10 +134,24 @@ def _scan_email(text: str) -> Iterator[str]:
 
 # --------------------------------------------------------------------------- digit clusters
 
+# Numeric candidates are found on a "class map" of the text: one byte per character, digits
+# mapped to "0", capital letters to "A", the separators kept, everything else "x". Searching that
+# for a literal "0" or "AA00" runs at C speed instead of testing a character class at every
+# position. Encoding as ASCII with "?" for anything else keeps one byte per character, so
+# positions in the map are positions in the text.
+_CLASS_MAP = bytes(
+    ord("0") if chr(code).isdigit() and code < 128
+    else ord("A") if "A" <= chr(code) <= "Z"
+    else code if chr(code) in " .-/()"
+    else ord("x")
+    for code in range(256)
+)  # fmt: skip
+_MAPPED_CANDIDATE = re.compile(rb"0[0 .\-/()]{6,}")  # the shortest numeric PII: 1.1.1.1
+_MAPPED_IBAN_START = b"AA00"
 # Digit groups joined by single separators; "(" and ")" appear in phone area codes and "(0)".
 _CLUSTER = re.compile(r"[0-9]+(?:(?:[ .\-/]|\) ?| ?\()[0-9]+)*")
 _DIGIT_GROUP = re.compile(r"[0-9]+")
-_MIN_NUMERIC_CLUSTER = 7  # the shortest numeric PII is a dotted quad such as 1.1.1.1
+_MIN_NUMERIC_CLUSTER = 7
 
 _ORDER_NUMBER_WORDS = (
     "order",
@@ -156,45 +167,121 @@ _ORDER_NUMBER_WORDS = (
     "part no",
     "case",
 )
-_VERSION_WORDS = ("version", "release", "build")
+_VERSION_BEFORE = re.compile(r"(?:\b[Vv]|version|release|build)[ :]*\Z", re.IGNORECASE)
 
 
 def _context_before(text: str, start: int) -> str:
     return text[max(0, start - _CONTEXT_CHARS) : start].lower()
 
 
-def _scan_numeric(text: str, wanted: Set[PiiType]) -> Iterator[PiiMatch]:
-    """One pass over digit clusters, validating each against every numeric type still wanted."""
-    for cluster_match in _CLUSTER.finditer(text):
-        if not wanted.isdisjoint(_NUMERIC_TYPES):
-            start, end = cluster_match.span()
-            before = _char_before(text, start)
-            if PiiType.IBAN in wanted and before.isupper():
-                iban = _iban_at(text, start - 2)
-                if iban is not None:
-                    yield PiiMatch(PiiType.IBAN, iban)
-            if end - start < _MIN_NUMERIC_CLUSTER:
-                continue
-            if _is_word_char(before) or _is_word_char(_char_at(text, end)):
-                continue  # part of an identifier, hash or hex string
-            cluster = cluster_match.group()
-            groups = _DIGIT_GROUP.findall(cluster)
-            separators = _DIGIT_GROUP.split(cluster)[1:-1]
-            if PiiType.IP_ADDRESS in wanted and "." in cluster:
-                for address in _ipv4_in_cluster(text, start, end, cluster):
-                    yield PiiMatch(PiiType.IP_ADDRESS, address)
-            if PiiType.PAYMENT_CARD in wanted:
-                for card in _cards_in_groups(groups, separators):
-                    yield PiiMatch(PiiType.PAYMENT_CARD, card)
-            if PiiType.US_SSN in wanted:
-                for ssn in _ssns_in_groups(text, start, groups, separators):
-                    yield PiiMatch(PiiType.US_SSN, ssn)
-            if PiiType.PHONE in wanted:
-                phone = _phone_in_cluster(text, start, groups, separators)
-                if phone is not None:
-                    yield PiiMatch(PiiType.PHONE, phone)
-        else:
+class _Wanted:
+    """Which types are still looked for, as plain attributes.
+
+    Set membership of enum members costs a Python-level `__hash__` call, which adds up over
+    thousands of digit clusters; attribute reads do not.
+    """
+
+    __slots__ = ("credential", "email", "iban", "ip_address", "payment_card", "phone", "us_ssn")
+
+    def __init__(self, types: Set[PiiType]) -> None:
+        self.email = PiiType.EMAIL in types
+        self.phone = PiiType.PHONE in types
+        self.payment_card = PiiType.PAYMENT_CARD in types
+        self.iban = PiiType.IBAN in types
+        self.us_ssn = PiiType.US_SSN in types
+        self.ip_address = PiiType.IP_ADDRESS in types
+        self.credential = PiiType.CREDENTIAL in types
+
+    def discard(self, found: PiiType) -> None:
+        setattr(self, found.name.lower(), False)
+
+    def numeric(self) -> bool:
+        return self.phone or self.payment_card or self.iban or self.us_ssn or self.ip_address
+
+    def anything(self) -> bool:
+        return self.numeric() or self.email or self.credential
+
+
+def _scan_numeric(text: str, wanted: _Wanted) -> Iterator[PiiMatch]:
+    """Validate every digit cluster against each numeric type still wanted."""
+    class_map = text.encode("ascii", "replace").translate(_CLASS_MAP)
+    if wanted.iban:
+        position = class_map.find(_MAPPED_IBAN_START)
+        while position != -1:
+            iban = _iban_at(text, position)
+            if iban is not None:
+                yield PiiMatch(PiiType.IBAN, iban)
+                if not wanted.iban:
+                    break
+            position = class_map.find(_MAPPED_IBAN_START, position + 1)
+    hits: list[PiiMatch] = []
+    for candidate in _MAPPED_CANDIDATE.finditer(class_map):
+        start, end = candidate.span()
+        digit_count = class_map.count(b"0", start, end)
+        # Under 9 digits and no dot, only an international phone number can hide here.
+        short = digit_count < 9 and b"." not in candidate.group()
+        if short and (
+            digit_count < 8 or not (text[start - 1 : start] == "+" or text[start] == "0")
+        ):
+            continue
+        for cluster_match in _CLUSTER.finditer(text, start, end):
+            cluster_start, cluster_end = cluster_match.span()
+            if cluster_end - cluster_start >= _MIN_NUMERIC_CLUSTER:
+                _validate_cluster(
+                    text, cluster_start, cluster_end, cluster_match.group(), wanted, hits
+                )
+        if hits:
+            yield from hits
+            hits.clear()
+            if not wanted.numeric():
+                return
+
+
+def _validate_cluster(
+    text: str, start: int, end: int, cluster: str, wanted: _Wanted, hits: list[PiiMatch]
+) -> None:
+    # A first or last group glued to letters ("0f00a08 536-22-1234") belongs to some identifier,
+    # hash or hex string, not to the number: drop it, or the whole cluster if nothing remains.
+    before = text[start - 1] if start else " "
+    if before.isalnum() or before == "_":
+        first_space = cluster.find(" ")
+        if first_space == -1:
             return
+        start += first_space + 1
+        cluster = cluster[first_space + 1 :]
+        before = " "
+    after = text[end] if end < len(text) else " "
+    if after.isalnum() or after == "_":
+        last_separator = max(cluster.rfind(separator) for separator in " .-/()")
+        if last_separator <= 0:
+            return
+        cluster = cluster[:last_separator].rstrip(" .-/(")
+    if len(cluster) < _MIN_NUMERIC_CLUSTER or not cluster[0].isdigit():
+        return
+    groups = _DIGIT_GROUP.findall(cluster)
+    if wanted.ip_address and "." in cluster:
+        hits.extend(
+            PiiMatch(PiiType.IP_ADDRESS, address)
+            for address in _ipv4_in_cluster(text, start, cluster)
+        )
+    digit_count = sum(map(len, groups))
+    international = before == "+" or cluster.startswith("00")
+    if digit_count < (8 if international else 9):
+        return  # shorter than any card, SSN or phone number
+    separators = _DIGIT_GROUP.split(cluster)[1:-1]
+    if wanted.payment_card and digit_count >= 13:
+        hits.extend(
+            PiiMatch(PiiType.PAYMENT_CARD, card) for card in _cards_in_groups(groups, separators)
+        )
+    if wanted.us_ssn:
+        hits.extend(
+            PiiMatch(PiiType.US_SSN, ssn)
+            for ssn in _ssns_in_groups(text, start, groups, separators)
+        )
+    if wanted.phone:
+        phone = _phone_in_cluster(text, start, groups, separators)
+        if phone is not None:
+            hits.append(PiiMatch(PiiType.PHONE, phone))
 
 
 def _join(groups: list[str], separators: list[str], first: int, last: int) -> str:
@@ -378,6 +465,7 @@ def _iban_at(text: str, start: int) -> str | None:
 
 # --------------------------------------------------------------------------- IP addresses
 
+_NOT_DOT = re.compile(r"[ \-/()]+")
 _IPV4_SHAPE = re.compile(r"[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\Z")
 
 
@@ -397,20 +485,21 @@ def is_ipv4(value: str) -> bool:
     return _ip_identifies_a_host(address)
 
 
-def _ipv4_in_cluster(text: str, start: int, end: int, cluster: str) -> Iterator[str]:
-    if _char_before(text, start) in ".:":
-        return  # part of a longer dotted run, or the IPv4 tail of an IPv6 address
-    context = _context_before(text, start)
-    if any(word in context for word in _VERSION_WORDS):
-        return
-    for token in re.split(r"[ \-/()]+", cluster):
-        if token.count(".") == 3 and is_ipv4(token):
+def _ipv4_in_cluster(text: str, start: int, cluster: str) -> Iterator[str]:
+    # The first token is no address after a version word, inside a longer dotted run, or as
+    # the IPv4 tail of an IPv6 address.
+    first_token_excluded = _char_before(text, start) in ".:" or bool(
+        _VERSION_BEFORE.search(text, max(0, start - _CONTEXT_CHARS), start)
+    )
+    for index, token in enumerate(_NOT_DOT.split(cluster)):
+        if token.count(".") == 3 and not (index == 0 and first_token_excluded) and is_ipv4(token):
             yield token
 
 
 _IPV6_ANCHOR = re.compile(r":(?:[0-9A-Fa-f]{1,4})?:")
-_HEX_OR_COLON = frozenset("0123456789abcdefABCDEF:")
-_IPV6_TAIL = frozenset("0123456789abcdefABCDEF:.")
+_IPV6_HEAD = re.compile(r"[0-9A-Fa-f:]*\Z")
+_IPV6_TAIL = re.compile(r"[0-9A-Fa-f:.]*")
+_IPV6_MAX_LENGTH = 45  # the longest textual IPv6 address, with an embedded IPv4 tail
 
 
 def is_ipv6(value: str) -> bool:
@@ -432,12 +521,10 @@ def _scan_ipv6(text: str) -> Iterator[str]:
         anchor = _IPV6_ANCHOR.search(text, position)
         if anchor is None:
             return
-        first = anchor.start()
-        while first > 0 and text[first - 1] in _HEX_OR_COLON:
-            first -= 1
-        last = anchor.end()
-        while last < len(text) and text[last] in _IPV6_TAIL:
-            last += 1
+        head = _IPV6_HEAD.search(text, max(0, anchor.start() - _IPV6_MAX_LENGTH), anchor.start())
+        first = head.start() if head is not None else anchor.start()
+        tail = _IPV6_TAIL.match(text, anchor.end(), anchor.end() + _IPV6_MAX_LENGTH)
+        last = tail.end() if tail is not None else anchor.end()
         candidate = text[first:last].rstrip(".")
         bounded = not _is_word_char(_char_before(text, first)) and not _is_word_char(
             _char_at(text, first + len(candidate))
@@ -762,28 +849,28 @@ def _scan_credentials(text: str) -> Iterator[str]:
 
 
 def iter_pii(text: str, types: Set[PiiType] | None = None) -> Iterator[PiiMatch]:
-    """Every validated hit of the wanted types (all types by default), in no particular order.
+    """Every validated hit of the wanted types (all types by default), in no particular order."""
+    return _iter_pii(text, _Wanted(ALL_PII_TYPES if types is None else types))
 
-    `types` is consulted live: a caller may remove a type from a mutable set while iterating to
-    stop looking for it (that is how `detect_pii` exits early).
-    """
-    wanted = ALL_PII_TYPES if types is None else types
-    if PiiType.EMAIL in wanted and "@" in text:
+
+def _iter_pii(text: str, wanted: _Wanted) -> Iterator[PiiMatch]:
+    """Scan for what `wanted` asks; the caller may discard a type mid-scan to stop looking."""
+    if wanted.email and "@" in text:
         for email in _scan_email(text):
             yield PiiMatch(PiiType.EMAIL, email)
-            if PiiType.EMAIL not in wanted:
+            if not wanted.email:
                 break
-    if PiiType.CREDENTIAL in wanted:
+    if wanted.credential:
         for credential in _scan_credentials(text):
             yield PiiMatch(PiiType.CREDENTIAL, credential)
-            if PiiType.CREDENTIAL not in wanted:
+            if not wanted.credential:
                 break
-    if PiiType.IP_ADDRESS in wanted and ":" in text:
+    if wanted.ip_address and ":" in text:
         for address in _scan_ipv6(text):
             yield PiiMatch(PiiType.IP_ADDRESS, address)
-            if PiiType.IP_ADDRESS not in wanted:
+            if not wanted.ip_address:
                 break
-    if not wanted.isdisjoint(_NUMERIC_TYPES):
+    if wanted.numeric():
         yield from _scan_numeric(text, wanted)
 
 
@@ -794,11 +881,12 @@ def find_pii(text: str, types: Set[PiiType] | None = None) -> list[PiiMatch]:
 
 def detect_pii(text: str, types: frozenset[PiiType] | None = None) -> frozenset[PiiType]:
     """The PII types present in `text` (limited to `types` when given)."""
-    remaining = set(ALL_PII_TYPES if types is None else types)
+    wanted = _Wanted(ALL_PII_TYPES if types is None else types)
     found: set[PiiType] = set()
-    for match in iter_pii(text, remaining):
-        found.add(match.type)
-        remaining.discard(match.type)
-        if not remaining:
-            break
+    for match in _iter_pii(text, wanted):
+        if match.type not in found:
+            found.add(match.type)
+            wanted.discard(match.type)
+            if not wanted.anything():
+                break
     return frozenset(found)

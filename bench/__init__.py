@@ -1,0 +1,1 @@
+"""Reproducible benchmarks for modelplane: run them all with `python -m bench [--quick]`."""

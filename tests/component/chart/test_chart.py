@@ -11,6 +11,7 @@ from typing import Any
 import jsonschema
 import kubernetes_validate
 import pytest
+import yaml
 
 from .conftest import CHART, NAMESPACE, REPO_ROOT, Helm, HelmFailed, Manifest
 
@@ -34,7 +35,13 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
     },
     "no-redis": {"redis": {"enabled": False}},
     "cluster-wide": {
-        "operator": {"watchAllNamespaces": True, "keda": True},
+        "operator": {
+            "watchAllNamespaces": True,
+            "settings": {
+                "keda": {"enabled": True},
+                "vllm_image": "registry.internal/vllm-openai:v0.12.0",
+            },
+        },
         "router": {"watchAllNamespaces": True},
         "networkPolicy": {"models": {"namespaces": ["team-a", "team-b"]}},
     },
@@ -355,8 +362,8 @@ def test_operator_can_manage_exactly_the_children_it_builds(
         assert default[child] == manage, child
     for kind in MODELPLANE_RESOURCES:
         assert default[("modelplane.dev", kind)] == {"get", "list", "watch", "patch"}
-        assert default[("modelplane.dev", f"{kind}/status")] == {"get", "patch", "update"}
-    assert default[("", "secrets")] == {"get", "list", "watch"}
+        assert default[("modelplane.dev", f"{kind}/status")] == {"get", "patch"}
+    assert default[("", "secrets")] == {"get"}
     assert default[("", "events")] == {"create"}
     assert default[("apiextensions.k8s.io", "customresourcedefinitions")] == {
         "get",
@@ -369,10 +376,13 @@ def test_operator_can_manage_exactly_the_children_it_builds(
     cluster = granted(rendered["cluster-wide"])
     assert cluster[("keda.sh", "scaledobjects")] == manage
     assert cluster[("", "namespaces")] == {"get", "list", "watch"}
-    assert (
-        "--all-namespaces"
-        in _container(rendered["cluster-wide"], "Deployment", "mp-modelplane-operator")["args"]
-    )
+    operator = _container(rendered["cluster-wide"], "Deployment", "mp-modelplane-operator")
+    assert "--all-namespaces" in operator["args"]
+    assert "--settings=/etc/modelplane/operator-settings.yaml" in operator["args"]
+    settings = _named(rendered["cluster-wide"], "ConfigMap", "mp-modelplane-operator")
+    assert yaml.safe_load(settings["data"]["operator-settings.yaml"])["keda"] == {"enabled": True}
+    default_operator = _container(rendered["defaults"], "Deployment", "mp-modelplane-operator")
+    assert not [arg for arg in default_operator["args"] if arg.startswith("--settings")]
 
 
 # --- CRDs -----------------------------------------------------------------------------------------

@@ -1,0 +1,297 @@
+"""Level-based reconciliation of the modelplane kinds.
+
+Every pass applies the whole desired state, never "create if absent": each child manifest goes
+out by server-side apply with one fixed field manager and `force`, so a hand-edited field is
+taken back and a deleted child is recreated by the same call that rolls out a spec change.
+Children of kinds no longer desired are deleted (pruned). Status comes from the child
+Deployment as the API server returns it, written to the status subresource only when it changed.
+
+What starts a pass is the kopf wiring's business (handlers.py): create, update, resume, a timer,
+and events of the children themselves. Passes for one resource never overlap, and a burst of
+child events collapses into one pass.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from modelplane.operator import status as status_rules
+from modelplane.operator.builders import (
+    CHILD_KINDS,
+    OWNER_LABEL,
+    build_children,
+    pod_selector_string,
+    status_url,
+)
+from modelplane.operator.kubeapi import FIELD_MANAGER, KNOWN_KINDS, JsonDict, KubeApi, kind_ref
+from modelplane.operator.settings import OperatorSettings
+from pydantic import BaseModel, ConfigDict, Field
+
+from modelplane.api import ExternalModel, InvalidSpecError, ModelDeployment, RoutingPolicy
+from modelplane.api.base import SecretKeyRef, plain_data
+
+log = logging.getLogger("modelplane.operator")
+
+# Kept when no longer desired: deleting the claim would throw away downloaded weights. It goes
+# with the ModelDeployment (owner reference).
+NEVER_PRUNED = frozenset({"PersistentVolumeClaim"})
+
+_ResourceKey = tuple[str, str, str]  # (kind, namespace, name)
+
+# Told about every Ready transition: (resource body, event type, reason, message).
+TransitionNotifier = Callable[[Mapping[str, Any], str, str, str], None]
+
+
+class ReconcileOptions(BaseModel):
+    """How the operator runs (the manifests' content is `OperatorSettings`')."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    resync_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        le=60,
+        description="Every resource is reconciled at least this often, repairing any drift.",
+    )
+    retry_delay_seconds: float = Field(
+        default=5.0, gt=0, description="Back-off after a failed API call."
+    )
+    request_timeout_seconds: float = Field(default=30.0, gt=0)
+    field_manager: str = FIELD_MANAGER
+    post_log_events: bool = Field(
+        default=False,
+        description="Also post kopf's per-object log records (INFO and up) as Kubernetes events;"
+        " Ready transitions are posted as events either way.",
+    )
+    max_workers: int = Field(default=20, ge=1, description="Threads for kopf's sync handlers.")
+
+
+class Reconciler:
+    """Reconciles ModelDeployments, ExternalModels and RoutingPolicies through a `KubeApi`."""
+
+    def __init__(
+        self,
+        api: KubeApi,
+        settings: OperatorSettings,
+        options: ReconcileOptions | None = None,
+        *,
+        notify: TransitionNotifier | None = None,
+    ) -> None:
+        self.api = api
+        self.settings = settings
+        self.options = options or ReconcileOptions()
+        self._notify = notify
+        self._locks: dict[tuple[str, str], asyncio.Lock] = {}
+        self._queued: set[tuple[str, str]] = set()
+        self._own_writes: dict[_ResourceKey, str] = {}
+        self._unserved_kinds: set[str] = set()
+
+    # ModelDeployment
+
+    async def reconcile_model_deployment(
+        self, body: Mapping[str, Any], *, prune: bool = True
+    ) -> JsonDict | None:
+        """One full pass for a ModelDeployment body; returns the status it now has."""
+        meta = body.get("metadata", {})
+        key = (meta.get("namespace", ""), meta.get("name", ""))
+        async with self._lock(key):
+            return await self._reconcile_model_deployment(plain_data(body), prune=prune)
+
+    async def refresh_model_deployment(self, namespace: str, name: str) -> None:
+        """A pass on the current state of a ModelDeployment (e.g. after a child changed).
+
+        If a pass for it is already waiting, this one is folded into it.
+        """
+        key = (namespace, name)
+        if key in self._queued:
+            return
+        self._queued.add(key)
+        try:
+            async with self._lock(key):
+                self._queued.discard(key)
+                body = await self.api.get(KNOWN_KINDS["ModelDeployment"], namespace, name)
+                if body is not None:
+                    await self._reconcile_model_deployment(body, prune=False)
+        finally:
+            self._queued.discard(key)
+
+    def is_own_write(self, kind: str, namespace: str, name: str, resource_version: str) -> bool:
+        """Whether a child's state is exactly what this operator last wrote (an echo, not drift)."""
+        return self._own_writes.get((kind, namespace, name)) == resource_version
+
+    def forget(self, namespace: str, name: str) -> None:
+        """Drop the bookkeeping of a deleted ModelDeployment."""
+        self._locks.pop((namespace, name), None)
+        for key in [k for k in self._own_writes if k[1] == namespace and k[2].startswith(name)]:
+            del self._own_writes[key]
+
+    def _lock(self, key: tuple[str, str]) -> asyncio.Lock:
+        lock = self._locks.get(key)
+        if lock is None:
+            lock = self._locks[key] = asyncio.Lock()
+        return lock
+
+    async def _reconcile_model_deployment(self, body: JsonDict, *, prune: bool) -> JsonDict | None:
+        meta = body.get("metadata", {})
+        namespace, name = meta.get("namespace", ""), meta.get("name", "")
+        if meta.get("deletionTimestamp"):
+            return None  # the garbage collector takes the children with it
+        generation = meta.get("generation")
+        previous = body.get("status") or {}
+        now = status_rules.now_rfc3339()
+        try:
+            md = ModelDeployment.from_body(body)
+            children = build_children(md, self.settings)
+        except (InvalidSpecError, ValueError) as error:
+            message = error.message if isinstance(error, InvalidSpecError) else str(error)
+            log.warning("ModelDeployment %s/%s is invalid: %s", namespace, name, message)
+            status = status_rules.invalid_spec_status(previous, generation, message, now=now)
+            return await self._write_status(body, previous, status)
+
+        deployment: JsonDict | None = None
+        for child in children:
+            applied = await self.api.apply(child, field_manager=self.options.field_manager)
+            child_meta = applied.get("metadata", {})
+            self._own_writes[child["kind"], namespace, child_meta.get("name", "")] = child_meta.get(
+                "resourceVersion", ""
+            )
+            if child["kind"] == "Deployment":
+                deployment = applied
+        if prune:
+            await self._prune(namespace, name, md.metadata.uid, children)
+
+        status = status_rules.model_deployment_status(
+            previous,
+            generation,
+            deployment,
+            url=status_url(md, self.settings.cluster_domain),
+            selector=pod_selector_string(md),
+            now=now,
+        )
+        return await self._write_status(body, previous, status)
+
+    async def _prune(
+        self, namespace: str, name: str, owner_uid: str | None, desired: list[JsonDict]
+    ) -> None:
+        wanted = {(child["kind"], child["metadata"]["name"]) for child in desired}
+        for child_kind in CHILD_KINDS:
+            if child_kind.kind in NEVER_PRUNED or child_kind.kind in self._unserved_kinds:
+                continue
+            ref = kind_ref({"apiVersion": child_kind.api_version, "kind": child_kind.kind})
+            existing = await self.api.list(ref, namespace, label_selector=f"{OWNER_LABEL}={name}")
+            if existing is None:
+                # The cluster does not serve the kind (e.g. no KEDA installed): nothing to prune.
+                self._unserved_kinds.add(child_kind.kind)
+                continue
+            for obj in existing:
+                obj_meta = obj.get("metadata", {})
+                owned = any(
+                    owner.get("uid") == owner_uid and owner.get("controller")
+                    for owner in obj_meta.get("ownerReferences") or []
+                )
+                if owned and (child_kind.kind, obj_meta.get("name")) not in wanted:
+                    log.info(
+                        "Pruning %s %s/%s: no longer desired",
+                        child_kind.kind,
+                        namespace,
+                        obj_meta.get("name"),
+                    )
+                    await self.api.delete(ref, namespace, obj_meta["name"], uid=obj_meta.get("uid"))
+
+    # ExternalModel and RoutingPolicy
+
+    async def reconcile_external_model(self, body: Mapping[str, Any]) -> JsonDict | None:
+        """Ready when the referenced Secret and key exist. The key's value is never read out."""
+        plain = plain_data(body)
+        meta = plain.get("metadata", {})
+        namespace = meta.get("namespace", "")
+        previous = plain.get("status") or {}
+        try:
+            model = ExternalModel.from_body(plain)
+        except InvalidSpecError as error:
+            verdict = (False, status_rules.INVALID_SPEC, error.message)
+        else:
+            verdict = await self._check_secret(namespace, model.spec.api_key_secret_ref, "API key")
+        status = status_rules.readiness_status(
+            previous, meta.get("generation"), *verdict, now=status_rules.now_rfc3339()
+        )
+        return await self._write_status(plain, previous, status)
+
+    async def reconcile_routing_policy(self, body: Mapping[str, Any]) -> JsonDict | None:
+        """Ready when the policy validates and every tenant's API key Secret and key exist."""
+        plain = plain_data(body)
+        meta = plain.get("metadata", {})
+        namespace = meta.get("namespace", "")
+        previous = plain.get("status") or {}
+        try:
+            policy = RoutingPolicy.from_body(plain)
+        except InvalidSpecError as error:
+            verdict = (False, status_rules.INVALID_SPEC, error.message)
+        else:
+            verdict = (
+                True,
+                status_rules.POLICY_VALID,
+                f"The policy is valid and serves {len(policy.spec.tenants)} tenant(s).",
+            )
+            for tenant in policy.spec.tenants:
+                found = await self._check_secret(
+                    namespace, tenant.api_key_secret_ref, f"tenant {tenant.name}'s API key"
+                )
+                if not found[0]:
+                    verdict = found
+                    break
+        status = status_rules.readiness_status(
+            previous, meta.get("generation"), *verdict, now=status_rules.now_rfc3339()
+        )
+        return await self._write_status(plain, previous, status)
+
+    async def _check_secret(
+        self, namespace: str, ref: SecretKeyRef, purpose: str
+    ) -> tuple[bool, str, str]:
+        secret = await self.api.get(KNOWN_KINDS["Secret"], namespace, ref.name)
+        if secret is None:
+            return (
+                False,
+                status_rules.SECRET_NOT_FOUND,
+                f"Secret {ref.name} (holding the {purpose}) does not exist in namespace "
+                f"{namespace}.",
+            )
+        # Only the key names are looked at; the values stay inside this dict and go nowhere.
+        keys = set(secret.get("data") or {}) | set(secret.get("stringData") or {})
+        if ref.key not in keys:
+            return (
+                False,
+                status_rules.KEY_NOT_FOUND,
+                f"Secret {ref.name} has no key {ref.key} (expected to hold the {purpose}).",
+            )
+        return (True, status_rules.SECRET_RESOLVED, f"The {purpose} is in Secret {ref.name}.")
+
+    async def _write_status(
+        self, body: Mapping[str, Any], previous: Mapping[str, Any], status: JsonDict
+    ) -> JsonDict:
+        kind = body.get("kind", "")
+        meta = body.get("metadata", {})
+        namespace, name = meta.get("namespace", ""), meta.get("name", "")
+        if not status_rules.status_differs(previous, status):
+            return status
+        await self.api.patch_status(KNOWN_KINDS[kind], namespace, name, status)
+        log.info(
+            "%s %s/%s status: %s", kind, namespace, name, status.get("phase") or _ready(status)
+        )
+        was, now = _ready(previous), _ready(status)
+        if self._notify is not None and now is not None and was != now:
+            ready = next(c for c in status["conditions"] if c["type"] == status_rules.READY)
+            event_type = "Normal" if ready["status"] == "True" else "Warning"
+            self._notify(body, event_type, ready["reason"], ready["message"])
+        return status
+
+
+def _ready(status: Mapping[str, Any]) -> str | None:
+    """The Ready condition as `status (reason)`, None if there is none."""
+    for entry in status.get("conditions") or []:
+        if entry.get("type") == status_rules.READY:
+            return f"Ready={entry.get('status')} ({entry.get('reason')})"
+    return None

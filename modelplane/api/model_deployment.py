@@ -298,12 +298,6 @@ class ModelDeployment(TolerantApiModel):
                 "metadata.name must be a DNS-1035 label of at most 63 characters "
                 "(it names the model's Service)"
             )
-        if (
-            self.spec.model.served_name is None
-            and self.spec.engine.name == "triton"
-            and not re.match(TRITON_SERVED_NAME_PATTERN, self.metadata.name)
-        ):
-            raise ValueError("metadata.name is not a valid Triton model name")
         return self
 
     @classmethod

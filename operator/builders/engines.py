@@ -95,7 +95,7 @@ def vllm_workload(md: ModelDeployment, settings: OperatorSettings) -> EngineWork
         str(SERVICE_PORT),
     ]
     if spec.model.adapters:
-        args += ["--enable-lora", "--lora-modules"]
+        args += ["--enable-lora", "--max-loras", str(len(spec.model.adapters)), "--lora-modules"]
         args += [f"{adapter.name}={local_path(adapter.uri)}" for adapter in spec.model.adapters]
     args += spec.engine.args
     container: dict[str, Any] = {

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import celpy
 import kubernetes_validate
 import pytest
 
@@ -172,3 +173,11 @@ def test_validation_errors_reports_a_wrong_type_and_a_missing_field(crds: dict[s
     errors = validation_errors(resource, crds["ModelDeployment"])
     assert any(e.startswith("spec.model.contextWindow:") for e in errors)
     assert any("'engine' is a required property" in e for e in errors)
+
+
+def test_every_cel_rule_compiles_and_has_a_message(crds: dict[str, Any]) -> None:
+    environment = celpy.Environment()
+    for path, node in _all_nodes(crds):
+        for rule in node.get("x-kubernetes-validations", []):
+            environment.compile(rule["rule"])
+            assert rule["message"], path

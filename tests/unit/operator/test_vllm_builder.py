@@ -273,8 +273,9 @@ def test_adapters_enable_lora_with_one_module_per_adapter(
     children = build_children(md, settings)
     args = engine(children)["args"]
     start = args.index("--enable-lora")
-    assert args[start + 1] == "--lora-modules"
-    modules = dict(item.split("=", 1) for item in args[start + 2 : start + 5])
+    # Every adapter may be in one batch, so no adapter waits for another to be swapped out.
+    assert args[start + 1 : start + 4] == ["--max-loras", "3", "--lora-modules"]
+    modules = dict(item.split("=", 1) for item in args[start + 4 : start + 7])
     assert modules["sql"] == "acme/llama-3-sql-lora"
     assert modules["support"] == "/mnt/claims/adapters/support"
     [download] = pod_spec(children)["initContainers"]

@@ -57,3 +57,11 @@ class NoEligibleBackend(RouterError):
     status = 503
     type = "service_unavailable"
     code = "no_eligible_backend"
+
+
+class SharedStateUnavailable(RouterError):
+    """Limits or budgets cannot be checked (shared state down) and are configured to fail closed."""
+
+    status = 503
+    type = "service_unavailable"
+    code = "state_unavailable"

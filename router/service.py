@@ -13,7 +13,7 @@ import logging
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from modelplane.router.adapters.upstream import (
@@ -32,17 +32,34 @@ from modelplane.router.errors import (
     LimitExceeded,
     NoEligibleBackend,
     PolicyViolation,
+    SharedStateUnavailable,
     UnknownModel,
 )
-from modelplane.router.policy.engine import decide
+from modelplane.router.policy.engine import (
+    CAPABILITY_OK,
+    HEALTH_NO_READY_REPLICA,
+    PRIVACY_OK,
+    decide,
+)
 from modelplane.router.policy.features import extract_features
 from modelplane.router.policy.types import (
     BackendSnapshot,
     DataClass,
     Decision,
     RequestFeatures,
+    TenantPolicy,
 )
-from modelplane.router.state import Admission, AttemptObservation, BackendHealth, RouterState
+from modelplane.router.state import (
+    Admission,
+    AttemptObservation,
+    BackendHealth,
+    RouterState,
+    StateUnavailableError,
+)
+
+if TYPE_CHECKING:
+    from modelplane.router.adapters.live import CatalogChanges
+    from modelplane.router.adapters.telemetry import RequestTrace, Telemetry
 
 log = logging.getLogger(__name__)
 
@@ -130,6 +147,7 @@ class RoutedRequest:
     features: RequestFeatures
     decision: Decision
     catalog: Catalog
+    trace: RequestTrace | None = None
 
     @property
     def decision_header(self) -> str:
@@ -149,6 +167,7 @@ class ServedReply:
     started: float
     slot: asyncio.Semaphore
     state: RouterState
+    trace: RequestTrace | None = None
     finished: bool = False
 
     @property
@@ -176,11 +195,22 @@ class ServedReply:
                     duration_s=time.perf_counter() - self.started,
                 )
             )
+            cost = (
+                usage.input_tokens * snapshot.input_usd_per_mtok
+                + usage.output_tokens * snapshot.output_usd_per_mtok
+            ) / 1_000_000
+            if self.trace is not None and stream_broken:
+                self.trace.fail("stream_interrupted", 200, f"{snapshot.name} failed mid-stream")
+            elif self.trace is not None:
+                self.trace.finish(
+                    snapshot.name,
+                    input_tokens=usage.input_tokens,
+                    output_tokens=usage.output_tokens,
+                    cost_usd=cost,
+                    ttft_s=reply.ttft_ms / 1000.0,
+                    status=reply.status if isinstance(reply, CompletedReply) else 200,
+                )
             if usage.input_tokens or usage.output_tokens:
-                cost = (
-                    usage.input_tokens * snapshot.input_usd_per_mtok
-                    + usage.output_tokens * snapshot.output_usd_per_mtok
-                ) / 1_000_000
                 await self.state.record_usage(
                     self.tenant.name,
                     snapshot.name,
@@ -201,11 +231,17 @@ class RouterService:
         state: RouterState,
         adapters: Mapping[AdapterKind, UpstreamAdapter],
         max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+        *,
+        telemetry: Telemetry | None = None,
+        catalog_changes: CatalogChanges | None = None,
     ) -> None:
         self.catalog_source = catalog_source
         self.state = state
         self.adapters = adapters
         self.max_attempts = max_attempts
+        self.telemetry = telemetry
+        # Lets a request that only a not-yet-ready backend may serve wait for it (scale from 0).
+        self.catalog_changes = catalog_changes
         self._slots: dict[str, tuple[int, asyncio.Semaphore]] = {}
         self._overlay_key: tuple[int, int] = (0, 0)
         self._overlay: tuple[BackendSnapshot, ...] = ()
@@ -228,6 +264,7 @@ class RouterService:
         data_class: DataClass | None,
         *,
         enforce: bool = True,
+        trace: RequestTrace | None = None,
     ) -> RoutedRequest:
         """The policy decision for `request`.
 
@@ -240,15 +277,26 @@ class RouterService:
         features = extract_features(
             request.body, data_class or tenant.default_data_class, catalog.settings
         )
+        started = time.perf_counter()
         tenant_policy = tenant.policy
         if tenant.limits.has_budget:
-            spend = await self.state.spend(tenant.name)
+            try:
+                spend = await self.state.spend(tenant.name)
+            except StateUnavailableError as error:
+                raise SharedStateUnavailable(str(error)) from None
             if spend.exceeds(tenant.limits):
                 if enforce and tenant.over_budget is OverBudget.REJECT:
                     raise BudgetExhausted(f"tenant {tenant.name!r} has used up its budget")
                 tenant_policy = dataclasses.replace(tenant_policy, in_cluster_only=True)
         snapshots = self._with_health(catalog, await self.state.backend_health())
         decision = decide(features, snapshots, tenant_policy, catalog.settings)
+        decision_s = time.perf_counter() - started
+        if enforce and decision.chosen is None and decision.policy_violation is None:
+            catalog, decision = await self._wait_for_ready(
+                features, tenant_policy, catalog, decision
+            )
+        if trace is not None and self.telemetry is not None:
+            trace.decided(decision, self.telemetry.backends_of(catalog), decision_s)
         if enforce:
             violation = decision.policy_violation
             if violation is not None:
@@ -256,8 +304,40 @@ class RouterService:
             if decision.chosen is None:
                 raise NoEligibleBackend(_no_eligible_message(decision))
         return RoutedRequest(
-            tenant=tenant, request=request, features=features, decision=decision, catalog=catalog
+            tenant=tenant,
+            request=request,
+            features=features,
+            decision=decision,
+            catalog=catalog,
+            trace=trace,
         )
+
+    async def _wait_for_ready(
+        self,
+        features: RequestFeatures,
+        tenant_policy: TenantPolicy,
+        catalog: Catalog,
+        decision: Decision,
+    ) -> tuple[Catalog, Decision]:
+        """Wait, up to that backend's timeout, for a backend this request may use to be ready.
+
+        Only backends the decision already allows but for readiness count (scaling from zero),
+        so waiting never widens where the request may go: a confidential request keeps waiting
+        for in-cluster capacity instead of spilling, then gets 503.
+        """
+        changes = self.catalog_changes
+        wait_s = _ready_wait_s(catalog, decision)
+        if changes is None or wait_s <= 0:
+            return catalog, decision
+        deadline = time.monotonic() + wait_s
+        while decision.chosen is None:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not await changes.wait(remaining):
+                break
+            catalog = self.catalog_source.current
+            snapshots = self._with_health(catalog, await self.state.backend_health())
+            decision = decide(features, snapshots, tenant_policy, catalog.settings)
+        return catalog, decision
 
     async def admit(self, routed: RoutedRequest) -> None:
         """Count the request against the tenant's per-minute limits."""
@@ -265,7 +345,10 @@ class RouterService:
         if not limits.has_rate_limits:
             return
         tokens = routed.features.input_tokens + routed.features.max_output_tokens
-        admission = await self.state.admit(routed.tenant.name, limits, tokens)
+        try:
+            admission = await self.state.admit(routed.tenant.name, limits, tokens)
+        except StateUnavailableError as error:
+            raise SharedStateUnavailable(str(error)) from None
         if admission is Admission.RPM_EXCEEDED:
             raise LimitExceeded(f"tenant {routed.tenant.name!r} exceeded its requests per minute")
         if admission is Admission.TPM_EXCEEDED:
@@ -287,6 +370,7 @@ class RouterService:
                 failures.append(f"{backend.name}: at max_concurrency")
                 continue
             started = time.perf_counter()
+            attempt = routed.trace.attempt(backend.name) if routed.trace is not None else None
             body = dict(request.body)
             body["model"] = backend.upstream.upstream_model
             adapter = self.adapters[backend.upstream.adapter]
@@ -303,12 +387,18 @@ class RouterService:
                     reply = await adapter.complete(backend.upstream, body)
             except UpstreamUnavailable as error:
                 slot.release()
+                if attempt is not None:
+                    attempt.failed("upstream_unavailable", str(error))
                 failures.append(f"{backend.name}: {error}")
                 await self._observe_failure(backend, started)
                 continue
             except BaseException:
                 slot.release()
+                if attempt is not None:
+                    attempt.failed("internal_error")
                 raise
+            if attempt is not None:
+                attempt.succeeded(reply.ttft_ms / 1000.0)
             return ServedReply(
                 backend=backend,
                 reply=reply,
@@ -317,6 +407,7 @@ class RouterService:
                 started=started,
                 slot=slot,
                 state=self.state,
+                trace=routed.trace,
             )
         raise NoEligibleBackend("every eligible backend failed: " + "; ".join(failures))
 
@@ -351,6 +442,21 @@ class RouterService:
         )
         self._overlay_key, self._overlay = key, snapshots
         return snapshots
+
+
+_WAITABLE = frozenset({PRIVACY_OK, CAPABILITY_OK, HEALTH_NO_READY_REPLICA})
+
+
+def _ready_wait_s(catalog: Catalog, decision: Decision) -> float:
+    """How long to wait for a backend blocked only by having no ready replica (0: none is)."""
+    return max(
+        (
+            catalog.backends[candidate.backend].upstream.timeout_s
+            for candidate in decision.candidates
+            if set(candidate.reasons) == _WAITABLE and candidate.backend in catalog.backends
+        ),
+        default=0.0,
+    )
 
 
 def _overlay(snapshot: BackendSnapshot, health: BackendHealth | None) -> BackendSnapshot:

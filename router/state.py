@@ -89,6 +89,14 @@ class AttemptObservation:
     duration_s: float = 0.0
 
 
+class StateUnavailableError(Exception):
+    """The shared state cannot be reached and its settings say to fail closed for this check.
+
+    Raised by `admit` (rate limits) and `spend` (budgets) of shared implementations; the router
+    answers 503 instead of guessing. Never raised for anything privacy depends on.
+    """
+
+
 class RouterState(Protocol):
     """The state shared across router replicas."""
 
@@ -258,5 +266,6 @@ __all__ = [
     "InProcessState",
     "RouterState",
     "Spend",
+    "StateUnavailableError",
     "TenantLimits",
 ]

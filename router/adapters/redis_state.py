@@ -44,6 +44,7 @@ from modelplane.router.state import (
     CooldownPolicy,
     InProcessState,
     Spend,
+    StateUnavailableError,
     TenantLimits,
 )
 from pydantic import BaseModel, ConfigDict, Field
@@ -104,10 +105,6 @@ end
 redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(stats))
 return tostring(stats.cool or 0)
 """
-
-
-class StateUnavailableError(Exception):
-    """Shared state is unreachable and the setting says to fail closed for this check."""
 
 
 class RedisStateSettings(BaseModel):

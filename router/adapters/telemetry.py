@@ -38,6 +38,7 @@ from typing import IO, Any
 from urllib.parse import urlsplit
 
 import orjson
+from modelplane.router.catalog import Catalog
 from modelplane.router.policy.types import Decision, Location
 from opentelemetry import trace
 from opentelemetry.metrics import CallbackOptions, Observation
@@ -245,6 +246,7 @@ class Telemetry:
             unit="USD",
             description="Price per million tokens: measured for self-hosted, list for external",
         )
+        self._backend_infos: tuple[Catalog, Mapping[str, BackendInfo]] | None = None
         self.audit_log = audit_log
         if audit_log is None and settings.audit_log:
             self.audit_log = AuditLog.open(settings.audit_log, settings.audit_flush_interval_s)
@@ -277,6 +279,24 @@ class Telemetry:
                 )
 
     # --- the request path ------------------------------------------------------------------
+
+    def backends_of(self, catalog: Catalog) -> Mapping[str, BackendInfo]:
+        """What `RequestTrace.decided` needs about the catalog's backends (cached per catalog)."""
+        cached = self._backend_infos
+        if cached is not None and cached[0] is catalog:
+            return cached[1]
+        infos = {
+            name: BackendInfo(
+                name=name,
+                location=backend.snapshot.location,
+                litellm_model=backend.upstream.litellm_model,
+                upstream_model=backend.upstream.upstream_model,
+                api_base=backend.upstream.api_base,
+            )
+            for name, backend in catalog.backends.items()
+        }
+        self._backend_infos = (catalog, infos)
+        return infos
 
     def start_request(
         self, tenant: str, requested_model: str, stream: bool, body: Mapping[str, Any] | None = None

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
 from fastapi import FastAPI, Request
@@ -29,7 +29,21 @@ from modelplane.router.service import (
 from modelplane.router.state import RouterState
 from starlette.types import Receive, Scope, Send
 
+if TYPE_CHECKING:
+    from modelplane.router.adapters.live import CatalogChanges
+    from modelplane.router.adapters.telemetry import Telemetry
+
 log = logging.getLogger(__name__)
+
+PROMETHEUS_TEXT = "text/plain; version=0.0.4; charset=utf-8"
+
+
+class BackgroundComponent(Protocol):
+    """Something that runs beside the app (catalog watcher, metrics scraper)."""
+
+    async def start(self) -> None: ...
+
+    async def aclose(self) -> None: ...
 
 
 class OrjsonResponse(JSONResponse):
@@ -72,24 +86,44 @@ def create_app(
     *,
     adapters: Mapping[AdapterKind, UpstreamAdapter] | None = None,
     max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+    telemetry: Telemetry | None = None,
+    catalog_changes: CatalogChanges | None = None,
+    components: Sequence[BackgroundComponent] = (),
 ) -> RouterApp:
     """The router app. It owns what it is given: adapters and state are closed on shutdown.
 
     `app.state.router` is the `RouterService`, for code that adds routes or background tasks
     (a catalog watcher replaces `catalog_source`'s catalog; the app sees it on the next request).
+    `components` are started after and closed before everything else; with `telemetry`, the
+    app serves its Prometheus metrics at `/metrics`.
     """
     chosen_adapters = dict(adapters) if adapters is not None else default_adapters()
-    service = RouterService(catalog_source, state, chosen_adapters, max_attempts=max_attempts)
+    service = RouterService(
+        catalog_source,
+        state,
+        chosen_adapters,
+        max_attempts=max_attempts,
+        telemetry=telemetry,
+        catalog_changes=catalog_changes,
+    )
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await _warm_up_litellm_if_needed(catalog_source, chosen_adapters)
+        started: list[BackgroundComponent] = []
         try:
+            for component in components:
+                await component.start()
+                started.append(component)
             yield
         finally:
+            for component in reversed(started):
+                await component.aclose()
             for adapter in chosen_adapters.values():
                 await adapter.aclose()
             await state.aclose()
+            if telemetry is not None:
+                await telemetry.aclose()
 
     app = RouterApp(
         title="modelplane router",
@@ -119,6 +153,13 @@ def create_app(
             "backends": len(catalog.backends),
         }
         return OrjsonResponse(body, status_code=200 if ready else 503)
+
+    if telemetry is not None and telemetry.prometheus_registry is not None:
+        exported = telemetry
+
+        @app.get("/metrics")
+        async def metrics() -> Response:
+            return Response(exported.export_prometheus(), media_type=PROMETHEUS_TEXT)
 
     @app.get("/v1/models")
     async def models(request: Request) -> dict[str, Any]:
@@ -151,15 +192,16 @@ async def _warm_up_litellm_if_needed(
     catalog_source: CatalogSource, adapters: Mapping[AdapterKind, UpstreamAdapter]
 ) -> None:
     """Pay LiteLLM's import and first-call cost now rather than on a client's first request."""
-    uses_litellm = any(
-        backend.upstream.adapter is AdapterKind.LITELLM
+    models = [
+        backend.upstream.litellm_model
         for backend in catalog_source.current.backends.values()
-    )
+        if backend.upstream.adapter is AdapterKind.LITELLM
+    ]
     adapter = adapters.get(AdapterKind.LITELLM)
-    if uses_litellm and isinstance(adapter, LiteLLMAdapter):
+    if models and isinstance(adapter, LiteLLMAdapter):
         started = time.perf_counter()
         try:
-            await adapter.warm_up()
+            await adapter.warm_up(models)
         except Exception:  # a failed warm-up only means the first real call is slow
             log.exception("warming LiteLLM up failed")
         else:

@@ -102,14 +102,24 @@ class ChatCompletionsEndpoint:
                 authorization = value.decode("latin-1")
             elif name == b"x-modelplane-data-class":
                 declared = value.decode("latin-1")
+        telemetry = service.telemetry
+        trace = None
         try:
             raw = await read_body(receive)
             tenant, catalog = service.authenticate(authorization)
             request = parse_chat_request(raw)
-            routed = await service.decide(tenant, catalog, request, parse_data_class(declared))
+            if telemetry is not None:
+                trace = telemetry.start_request(
+                    tenant.name, request.model, request.stream, request.body
+                )
+            routed = await service.decide(
+                tenant, catalog, request, parse_data_class(declared), trace=trace
+            )
             await service.admit(routed)
             served = await service.send(routed)
         except RouterError as error:
+            if trace is not None:
+                trace.fail(error.code, error.status, error.message)
             await send_error(send, error)
             return
         try:

@@ -30,17 +30,19 @@ def serve_command(args: argparse.Namespace) -> int:
     from modelplane.router.api.app import create_app
     from modelplane.router.catalog import CatalogSource, catalog_from_config
     from modelplane.router.config import ConfigError, load_config
-    from modelplane.router.state import InProcessState
+    from modelplane.router.state import CooldownPolicy, InProcessState
 
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     try:
-        catalog = catalog_from_config(load_config(args.config))
+        config = load_config(args.config)
+        catalog = catalog_from_config(config)
     except ConfigError as error:
         print(f"modelplane router: {error}", file=sys.stderr)
         return 2
-    app = create_app(CatalogSource(catalog), InProcessState())
+    cooldown = CooldownPolicy(failures=config.cooldown.failures, seconds=config.cooldown.seconds)
+    app = create_app(CatalogSource(catalog), InProcessState(cooldown=cooldown))
     uvicorn.run(
         app,
         host=args.host,

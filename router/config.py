@@ -172,10 +172,18 @@ class PolicyConfig(_Strict):
     cost_preference: CostPreference = CostPreference.CHEAPEST
 
 
+class CooldownConfig(_Strict):
+    """A backend that fails `failures` attempts in a row is skipped for `seconds`."""
+
+    failures: PositiveInt = 3
+    seconds: Annotated[float, Field(ge=0)] = 30.0
+
+
 class RouterConfig(_Strict):
     backends: Annotated[list[BackendConfig], Field(min_length=1)]
     tenants: Annotated[list[TenantConfig], Field(min_length=1)]
     policy: PolicyConfig = PolicyConfig()
+    cooldown: CooldownConfig = CooldownConfig()
 
     @model_validator(mode="after")
     def _check_references(self) -> Self:

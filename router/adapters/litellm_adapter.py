@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import orjson
@@ -31,6 +31,7 @@ def _litellm() -> Any:
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
     import litellm
 
+    litellm.suppress_debug_info = True  # it otherwise prints provider hints to stdout
     return litellm
 
 
@@ -68,14 +69,15 @@ class LiteLLMAdapter:
             self._module = _litellm()
         return self._module
 
-    async def warm_up(self) -> None:
-        """Import LiteLLM and run its lazy imports with an offline mock call."""
+    async def warm_up(self, models: Sequence[str]) -> None:
+        """Import LiteLLM and run each model's provider code once with an offline mock call."""
         litellm = self._module_loaded()
-        await litellm.acompletion(
-            model="openai/warm-up",
-            messages=[{"role": "user", "content": "warm up"}],
-            mock_response="ok",
-        )
+        for model in dict.fromkeys(models):
+            await litellm.acompletion(
+                model=model,
+                messages=[{"role": "user", "content": "warm up"}],
+                mock_response="ok",
+            )
 
     def _arguments(self, upstream: Upstream, body: dict[str, Any]) -> dict[str, Any]:
         arguments = {key: value for key, value in body.items() if key not in _HANDLED_SEPARATELY}

@@ -1,0 +1,68 @@
+"""The LiteLLM adapter (used for providers that do not speak the OpenAI API), exercised against
+the loopback upstream through LiteLLM's `openai/` provider, in this process."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+from modelplane.router.adapters.litellm_adapter import LiteLLMAdapter
+from modelplane.router.adapters.upstream import CompletedReply, UpstreamUnavailable
+from modelplane.router.catalog import Upstream
+from modelplane.router.config import AdapterKind
+
+from modelplane.testing.upstream import LoopbackUpstream
+
+BODY = {"model": "gpt-4o", "messages": [{"role": "user", "content": "Say hello."}]}
+
+
+@pytest.fixture
+async def upstream() -> AsyncIterator[LoopbackUpstream]:
+    async with LoopbackUpstream(model="gpt-4o") as server:
+        yield server
+
+
+def via_litellm(upstream: LoopbackUpstream) -> Upstream:
+    return Upstream(
+        adapter=AdapterKind.LITELLM,
+        litellm_model="openai/gpt-4o",
+        upstream_model="gpt-4o",
+        api_base=upstream.base_url,
+        api_key="sk-test",
+        max_concurrency=4,
+        timeout_s=10,
+    )
+
+
+async def test_completion_and_usage_come_back_in_openai_shape(upstream: LoopbackUpstream) -> None:
+    adapter = LiteLLMAdapter()
+    await adapter.warm_up(["openai/gpt-4o"])
+    reply = await adapter.complete(via_litellm(upstream), dict(BODY))
+    assert reply.status == 200
+    assert b"Hello from the loopback upstream." in reply.body
+    assert reply.usage is not None
+    assert reply.usage.output_tokens == 5
+    assert upstream.received[-1].headers["authorization"] == "Bearer sk-test"
+
+
+async def test_stream_is_reframed_as_sse_ending_with_done(upstream: LoopbackUpstream) -> None:
+    stream = await LiteLLMAdapter().stream(via_litellm(upstream), dict(BODY), False)
+    assert not isinstance(stream, CompletedReply)
+    events = [event async for event in stream.events()]
+    await stream.aclose()
+    assert all(event.startswith(b"data: ") and event.endswith(b"\n\n") for event in events)
+    assert events[-1] == b"data: [DONE]\n\n"
+    assert stream.usage is not None
+    assert upstream.received[-1].body["stream"] is True
+
+
+async def test_server_errors_are_retryable_and_client_errors_are_answers(
+    upstream: LoopbackUpstream,
+) -> None:
+    adapter = LiteLLMAdapter()
+    upstream.faults.status = 503
+    with pytest.raises(UpstreamUnavailable):
+        await adapter.complete(via_litellm(upstream), dict(BODY))
+    upstream.faults.status = 400
+    reply = await adapter.complete(via_litellm(upstream), dict(BODY))
+    assert reply.status == 400

@@ -1,0 +1,112 @@
+"""Upstream failures: fallback inside the allowed set, 503 rather than leaving the cluster, and
+streams that break after their first byte."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import openai
+import pytest
+
+from .conftest import (
+    API_KEY,
+    RouterProcess,
+    Upstreams,
+    free_port,
+    router_config,
+    start_router,
+)
+
+HELLO = [{"role": "user", "content": "Say hello."}]
+
+
+def sdk(router: RouterProcess) -> openai.OpenAI:
+    return openai.OpenAI(base_url=router.base_url, api_key=API_KEY, max_retries=0, timeout=10)
+
+
+def test_a_failing_upstream_falls_back_to_the_next_eligible_backend(
+    router: RouterProcess, upstreams: Upstreams
+) -> None:
+    upstreams.llama.faults.status = 503
+    with sdk(router) as client:
+        raw = client.chat.completions.with_raw_response.create(model="auto", messages=HELLO)  # type: ignore[arg-type]
+    assert raw.headers["x-modelplane-backend"] == "gpt-4o"
+    assert "fallback_after=llama-3-8b" in raw.headers["x-modelplane-decision"]
+    assert raw.parse().choices[0].message.content == upstreams.gpt.behaviour.reply_text
+    assert len(upstreams.llama.received) == 1
+    assert len(upstreams.gpt.received) == 1
+
+
+def test_a_dropped_connection_falls_back_for_a_stream_too(
+    router: RouterProcess, upstreams: Upstreams
+) -> None:
+    upstreams.llama.faults.drop_connection = True
+    with (
+        sdk(router) as client,
+        client.chat.completions.with_streaming_response.create(
+            model="auto",
+            messages=HELLO,  # type: ignore[arg-type]
+            stream=True,
+        ) as response,
+    ):
+        assert response.headers["x-modelplane-backend"] == "gpt-4o"
+        text = "".join(chunk.choices[0].delta.content or "" for chunk in response.parse())
+    assert text == upstreams.gpt.behaviour.reply_text
+
+
+@pytest.fixture
+def router_with_llama_down(upstreams: Upstreams, tmp_path: Path) -> Iterator[RouterProcess]:
+    """A router whose in-cluster backend points at a port nothing listens on."""
+    nothing_listens = f"http://127.0.0.1:{free_port()}/v1"
+    yield from start_router(router_config(nothing_listens, upstreams.gpt.base_url), tmp_path)
+
+
+def test_confidential_request_with_the_cluster_down_is_503_and_never_leaves(
+    router_with_llama_down: RouterProcess, upstreams: Upstreams
+) -> None:
+    with sdk(router_with_llama_down) as client:
+        for _ in range(4):  # past the cooldown threshold: the answer stays the same
+            with pytest.raises(openai.InternalServerError) as raised:
+                client.chat.completions.create(
+                    model="auto",
+                    messages=HELLO,  # type: ignore[arg-type]
+                    extra_headers={"x-modelplane-data-class": "confidential"},
+                )
+            assert raised.value.status_code == 503
+            assert raised.value.code == "no_eligible_backend"
+        # The same router still serves requests that may leave the cluster.
+        raw = client.chat.completions.with_raw_response.create(model="auto", messages=HELLO)  # type: ignore[arg-type]
+    assert raw.headers["x-modelplane-backend"] == "gpt-4o"
+    assert len(upstreams.gpt.received) == 1  # only the internal request
+
+
+def test_a_stream_broken_after_its_first_event_ends_with_an_error_event(
+    router: RouterProcess, upstreams: Upstreams
+) -> None:
+    upstreams.llama.faults.fail_stream_after_events = 2
+    with httpx.stream(
+        "POST",
+        f"{router.base_url}/chat/completions",
+        json={"model": "auto", "messages": HELLO, "stream": True},
+        headers={"Authorization": f"Bearer {API_KEY}"},
+        timeout=10,
+    ) as response:
+        assert response.status_code == 200
+        assert response.headers["x-modelplane-backend"] == "llama-3-8b"
+        events = [line for line in response.iter_lines() if line.startswith("data: ")]
+    assert len(events) == 4  # two content events, the error, [DONE]
+    assert '"stream_interrupted"' in events[-2]
+    assert events[-1] == "data: [DONE]"
+    assert upstreams.gpt.received == []  # it never silently continues elsewhere
+
+
+def test_the_openai_sdk_raises_on_a_stream_that_breaks(
+    router: RouterProcess, upstreams: Upstreams
+) -> None:
+    upstreams.llama.faults.fail_stream_after_events = 1
+    with sdk(router) as client:
+        stream = client.chat.completions.create(model="auto", messages=HELLO, stream=True)  # type: ignore[arg-type]
+        with pytest.raises(openai.APIError, match="failed mid-stream"):
+            list(stream)

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 # Pinned so a rollout never changes an engine underneath a running model; bump deliberately.
 VLLM_IMAGE = "vllm/vllm-openai:v0.12.0"
 TRITON_IMAGE = "nvcr.io/nvidia/tritonserver:26.07-vllm-python-py3"
-DOWNLOADER_IMAGE = "rclone/rclone:1.71.2"
+DOWNLOADER_IMAGE = "rclone/rclone:1.75.1"
 
 
 class Settings(BaseModel):

@@ -7,10 +7,15 @@ from typing import Any
 import celpy
 import kubernetes_validate
 import pytest
+from kubernetes_validate.utils import all_versions
+from packaging.version import Version
 
 from modelplane.api.schema import validation_errors, version_schema
 
-KUBERNETES_VERSIONS = ("1.30", kubernetes_validate.latest_version())
+# Every Kubernetes minor from 1.30 on that kubernetes-validate ships schemas for.
+KUBERNETES_VERSIONS = sorted(
+    {v.rsplit(".", 1)[0] for v in all_versions() if Version(v) >= Version("1.30")}, key=Version
+)
 KINDS = {
     "ModelDeployment": "modeldeployments",
     "ExternalModel": "externalmodels",

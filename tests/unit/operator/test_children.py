@@ -8,6 +8,7 @@ from typing import Any
 
 import kubernetes_validate
 import pytest
+from kubernetes_validate.utils import all_versions
 from modelplane.operator.builders import (
     CHILD_KINDS,
     OWNER_LABEL,
@@ -17,13 +18,17 @@ from modelplane.operator.builders import (
     status_url,
 )
 from modelplane.operator.settings import KedaSettings, OperatorSettings
+from packaging.version import Version
 
 from modelplane.api import ModelDeployment
 
 MakeMd = Callable[..., ModelDeployment]
 KEDA = OperatorSettings(keda=KedaSettings(enabled=True))
 DEFAULT = OperatorSettings()
-KUBERNETES_VERSIONS = ("1.30", kubernetes_validate.latest_version())
+# Every Kubernetes minor from 1.30 on that kubernetes-validate ships schemas for.
+KUBERNETES_VERSIONS = sorted(
+    {v.rsplit(".", 1)[0] for v in all_versions() if Version(v) >= Version("1.30")}, key=Version
+)
 
 ADAPTERS = [
     {"name": "sql", "uri": "hf://acme/sql-lora"},

@@ -13,9 +13,53 @@ def register(parser: argparse.ArgumentParser) -> None:
     serve = commands.add_parser(
         "serve",
         help="serve the OpenAI-compatible API",
-        description="Serve the OpenAI-compatible router API with the backends of a config file.",
+        description="Serve the OpenAI-compatible router API with the backends of a config file, "
+        "or of the ModelDeployment, ExternalModel and RoutingPolicy resources of a namespace.",
     )
-    serve.add_argument("--config", required=True, metavar="FILE", help="router YAML file")
+    source = serve.add_mutually_exclusive_group(required=True)
+    source.add_argument("--config", metavar="FILE", help="router YAML file")
+    source.add_argument(
+        "--kubernetes",
+        action="store_true",
+        help="build the catalog from the cluster's resources and follow their changes",
+    )
+    serve.add_argument(
+        "--namespace", help="namespace to watch with --kubernetes (default: the pod's or context's)"
+    )
+    serve.add_argument(
+        "--redis-url",
+        default=os.environ.get("MODELPLANE_REDIS_URL") or None,
+        help="share limits, budgets and backend health through Redis "
+        "(default: $MODELPLANE_REDIS_URL; without it, state is per process)",
+    )
+    serve.add_argument(
+        "--limits-fail-closed",
+        action="store_true",
+        help="answer 503 instead of admitting while Redis is unreachable",
+    )
+    serve.add_argument(
+        "--budgets-fail-open",
+        action="store_true",
+        help="keep serving budgeted tenants while Redis is unreachable (default: 503)",
+    )
+    serve.add_argument(
+        "--scrape-interval",
+        type=float,
+        default=2.0,
+        metavar="SECONDS",
+        help="how often to read in-cluster engines' /metrics (0: never)",
+    )
+    serve.add_argument(
+        "--otlp-endpoint",
+        default=os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or None,
+        help="export traces and metrics over OTLP/HTTP (default: $OTEL_EXPORTER_OTLP_ENDPOINT)",
+    )
+    serve.add_argument(
+        "--audit-log", metavar="FILE", help="append decision audit lines ('-': stdout)"
+    )
+    serve.add_argument(
+        "--no-telemetry", action="store_true", help="no traces, metrics, /metrics or audit log"
+    )
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
     serve.add_argument("--port", type=int, default=8080, help="port to listen on")
     serve.add_argument(
@@ -27,22 +71,43 @@ def register(parser: argparse.ArgumentParser) -> None:
 def serve_command(args: argparse.Namespace) -> int:
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
     import uvicorn
+    from modelplane.router.adapters.redis_state import RedisStateSettings
+    from modelplane.router.adapters.runtime import ServeOptions, build_runtime
+    from modelplane.router.adapters.telemetry import TelemetrySettings
     from modelplane.router.api.app import create_app
-    from modelplane.router.catalog import CatalogSource, catalog_from_config
     from modelplane.router.config import ConfigError, load_config
-    from modelplane.router.state import CooldownPolicy, InProcessState
 
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    options = ServeOptions(
+        kubernetes=args.kubernetes,
+        namespace=args.namespace,
+        redis=RedisStateSettings(
+            url=args.redis_url,
+            limits_fail_open=not args.limits_fail_closed,
+            budgets_fail_open=args.budgets_fail_open,
+        )
+        if args.redis_url
+        else None,
+        telemetry=None
+        if args.no_telemetry
+        else TelemetrySettings(otlp_endpoint=args.otlp_endpoint, audit_log=args.audit_log),
+        scrape_interval_s=args.scrape_interval,
+    )
     try:
-        config = load_config(args.config)
-        catalog = catalog_from_config(config)
+        config = load_config(args.config) if args.config else None
+        runtime = build_runtime(options, config)
     except ConfigError as error:
         print(f"modelplane router: {error}", file=sys.stderr)
         return 2
-    cooldown = CooldownPolicy(failures=config.cooldown.failures, seconds=config.cooldown.seconds)
-    app = create_app(CatalogSource(catalog), InProcessState(cooldown=cooldown))
+    app = create_app(
+        runtime.catalog_source,
+        runtime.state,
+        telemetry=runtime.telemetry,
+        catalog_changes=runtime.catalog_changes,
+        components=runtime.components,
+    )
     uvicorn.run(
         app,
         host=args.host,

@@ -38,7 +38,12 @@ from modelplane.router.adapters.telemetry import Telemetry, TelemetrySettings
 from modelplane.router.catalog import Catalog, CatalogSource, catalog_from_config
 from modelplane.router.config import RouterConfig
 from modelplane.router.policy.types import Location, PolicySettings
-from modelplane.router.state import InProcessState, RouterState, StateUnavailableError
+from modelplane.router.state import (
+    CooldownPolicy,
+    InProcessState,
+    RouterState,
+    StateUnavailableError,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -157,9 +162,19 @@ def build_runtime(
     )
     live.append(LiveCatalog(source, scraper))
 
-    state: RouterState = (
-        RedisState(options.redis) if options.redis is not None else InProcessState()
+    cooldown = (
+        CooldownPolicy(failures=config.cooldown.failures, seconds=config.cooldown.seconds)
+        if config is not None
+        else CooldownPolicy()
     )
+    state: RouterState
+    if options.redis is not None:
+        settings = options.redis.model_copy(
+            update={"cooldown_failures": cooldown.failures, "cooldown_s": cooldown.seconds}
+        )
+        state = RedisState(settings)
+    else:
+        state = InProcessState(cooldown=cooldown)
     if options.scrape_interval_s > 0:
         state = LiveLatencyState(state, scraper)
         components.append(scraper)

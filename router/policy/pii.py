@@ -150,28 +150,16 @@ _MAPPED_CANDIDATE = re.compile(rb"0[0 .\-/()]{6,}")  # the shortest numeric PII:
 _MAPPED_IBAN_START = b"AA00"
 # Digit groups joined by single separators; "(" and ")" appear in phone area codes and "(0)".
 _CLUSTER = re.compile(r"[0-9]+(?:(?:[ .\-/]|\) ?| ?\()[0-9]+)*")
-_DIGIT_GROUP = re.compile(r"[0-9]+")
+_SPLIT_GROUPS = re.compile(r"([^0-9]+)")  # split() alternates digit groups and separators
 _MIN_NUMERIC_CLUSTER = 7
 
-_ORDER_NUMBER_WORDS = (
-    "order",
-    "invoice",
-    "ref",
-    "tracking",
-    "ticket",
-    "serial",
-    "isbn",
-    "version",
-    "build",
-    "sku",
-    "part no",
-    "case",
+# Numbers right after these words are references, not phone numbers ("order no. 0123 456 789").
+_ORDER_NUMBER_BEFORE = re.compile(
+    r"\b(?:order|invoice|ref|reference|tracking|ticket|serial|isbn|sku|part|case|account)"
+    r"\b[^0-9A-Za-z]{0,2}(?:no|nr|number|id)?[^0-9A-Za-z]{0,3}\Z",
+    re.IGNORECASE,
 )
 _VERSION_BEFORE = re.compile(r"(?:\b[Vv]|version|release|build)[ :]*\Z", re.IGNORECASE)
-
-
-def _context_before(text: str, start: int) -> str:
-    return text[max(0, start - _CONTEXT_CHARS) : start].lower()
 
 
 class _Wanted:
@@ -195,6 +183,10 @@ class _Wanted:
     def discard(self, found: PiiType) -> None:
         setattr(self, found.name.lower(), False)
 
+    def wants(self, kind: PiiType) -> bool:
+        """Re-read after a hit was handed out (the consumer may have discarded the type)."""
+        return bool(getattr(self, kind.name.lower()))
+
     def numeric(self) -> bool:
         return self.phone or self.payment_card or self.iban or self.us_ssn or self.ip_address
 
@@ -211,15 +203,15 @@ def _scan_numeric(text: str, wanted: _Wanted) -> Iterator[PiiMatch]:
             iban = _iban_at(text, position)
             if iban is not None:
                 yield PiiMatch(PiiType.IBAN, iban)
-                if not wanted.iban:
+                if not wanted.wants(PiiType.IBAN):
                     break
             position = class_map.find(_MAPPED_IBAN_START, position + 1)
     hits: list[PiiMatch] = []
     for candidate in _MAPPED_CANDIDATE.finditer(class_map):
         start, end = candidate.span()
         digit_count = class_map.count(b"0", start, end)
-        # Under 9 digits and no dot, only an international phone number can hide here.
-        short = digit_count < 9 and b"." not in candidate.group()
+        # Under 9 digits and not a dotted quad: only an international phone number fits.
+        short = digit_count < 9 and class_map.count(b".", start, end) < 3
         if short and (
             digit_count < 8 or not (text[start - 1 : start] == "+" or text[start] == "0")
         ):
@@ -247,9 +239,13 @@ def _validate_cluster(
         first_space = cluster.find(" ")
         if first_space == -1:
             return
-        start += first_space + 1
-        cluster = cluster[first_space + 1 :]
+        dropped = first_space + 1
         before = " "
+        if cluster[dropped : dropped + 1] == "(":
+            dropped += 1
+            before = "("
+        start += dropped
+        cluster = cluster[dropped:]
     after = text[end] if end < len(text) else " "
     if after.isalnum() or after == "_":
         last_separator = max(cluster.rfind(separator) for separator in " .-/()")
@@ -258,7 +254,8 @@ def _validate_cluster(
         cluster = cluster[:last_separator].rstrip(" .-/(")
     if len(cluster) < _MIN_NUMERIC_CLUSTER or not cluster[0].isdigit():
         return
-    groups = _DIGIT_GROUP.findall(cluster)
+    parts = _SPLIT_GROUPS.split(cluster)
+    groups, separators = parts[::2], parts[1::2]
     if wanted.ip_address and "." in cluster:
         hits.extend(
             PiiMatch(PiiType.IP_ADDRESS, address)
@@ -268,7 +265,6 @@ def _validate_cluster(
     international = before == "+" or cluster.startswith("00")
     if digit_count < (8 if international else 9):
         return  # shorter than any card, SSN or phone number
-    separators = _DIGIT_GROUP.split(cluster)[1:-1]
     if wanted.payment_card and digit_count >= 13:
         hits.extend(
             PiiMatch(PiiType.PAYMENT_CARD, card) for card in _cards_in_groups(groups, separators)
@@ -368,7 +364,7 @@ def _cards_in_groups(groups: list[str], separators: list[str]) -> Iterator[str]:
 # --------------------------------------------------------------------------- US SSN
 
 _SAMPLE_SSNS = frozenset({"078051120", "219099999", "123456789"})
-_SSN_CONTEXT = ("ssn", "social security", "soc. sec")
+_SSN_BEFORE = re.compile(r"\b(?:ssn|social security(?: number| no)?)\b\W{0,4}\Z", re.IGNORECASE)
 
 
 def is_us_ssn(digits: str) -> bool:
@@ -395,10 +391,13 @@ def _ssns_in_groups(
         digits = groups[first] + groups[first + 1] + groups[first + 2]
         if is_us_ssn(digits):
             yield _join(groups, separators, first, first + 2)
-    if len(groups) == 1 and len(groups[0]) == 9 and is_us_ssn(groups[0]):
-        context = _context_before(text, start)
-        if any(word in context for word in _SSN_CONTEXT):
-            yield groups[0]
+    if (
+        len(groups) == 1
+        and len(groups[0]) == 9
+        and is_us_ssn(groups[0])
+        and _SSN_BEFORE.search(text, max(0, start - _CONTEXT_CHARS), start)
+    ):
+        yield groups[0]
 
 
 # --------------------------------------------------------------------------- IBAN
@@ -469,20 +468,21 @@ _NOT_DOT = re.compile(r"[ \-/()]+")
 _IPV4_SHAPE = re.compile(r"[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\Z")
 
 
-def _ip_identifies_a_host(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
-    if address.is_loopback or address.is_unspecified:
-        return False
-    return not (isinstance(address, ipaddress.IPv4Address) and str(address).startswith("255."))
-
-
 def is_ipv4(value: str) -> bool:
+    """A dotted quad of octets 0-255 without leading zeros that names a host.
+
+    Checked by hand rather than with `ipaddress`, whose ValueError for the many look-alikes
+    (versions, dates with dots) costs more than the rest of the scan of a cluster.
+    """
     if not _IPV4_SHAPE.match(value):
         return False
-    try:
-        address = ipaddress.IPv4Address(value)  # rejects octets > 255 and leading zeros
-    except ValueError:
-        return False
-    return _ip_identifies_a_host(address)
+    octets = value.split(".")
+    for octet in octets:
+        if int(octet) > 255 or (len(octet) > 1 and octet[0] == "0"):
+            return False
+    first = octets[0]
+    # Loopback, "this network" and netmask values identify nobody.
+    return first not in ("127", "0", "255")
 
 
 def _ipv4_in_cluster(text: str, start: int, cluster: str) -> Iterator[str]:
@@ -512,7 +512,7 @@ def is_ipv6(value: str) -> bool:
         address = ipaddress.IPv6Address(value)
     except ValueError:
         return False
-    return _ip_identifies_a_host(address)
+    return not (address.is_loopback or address.is_unspecified)
 
 
 def _scan_ipv6(text: str) -> Iterator[str]:
@@ -608,16 +608,34 @@ def _phone_in_cluster(
     text: str, start: int, groups: list[str], separators: list[str]
 ) -> str | None:
     before = _char_before(text, start)
-    if before == "+" and not _is_word_char(_char_before(text, start - 1)):
+    if before == "+":
+        if _is_word_char(_char_before(text, start - 1)):
+            return None  # arithmetic such as "3+4 5678 9012"
         return _international_phone(groups, separators, prefix="+")
+    if before == "#" or _ORDER_NUMBER_BEFORE.search(text, max(0, start - _CONTEXT_CHARS), start):
+        return None
+    # A number may follow other digits in the same cluster ("2 (415) 555-2671"): try every
+    # group that starts after a space.
+    for first in range(len(groups)):
+        if first == 0:
+            before_group = before
+        elif separators[first - 1] in (" ", " ("):
+            before_group = separators[first - 1][-1]
+        else:
+            continue
+        phone = _national_phone(before_group, groups[first:], separators[first:])
+        if phone is not None:
+            return phone
+    return None
+
+
+def _national_phone(before: str, groups: list[str], separators: list[str]) -> str | None:
+    """A number written with an international `00` prefix, or in NANP or trunk-prefix style."""
     if groups[0].startswith("00") and not groups[0].startswith("000"):
         stripped = [groups[0][2:], *groups[1:]] if len(groups[0]) > 2 else groups[1:]
         stripped_separators = separators if len(groups[0]) > 2 else separators[1:]
         if stripped:
             return _international_phone(stripped, stripped_separators, prefix="00")
-        return None
-    context = _context_before(text, start)
-    if before == "#" or any(word in context for word in _ORDER_NUMBER_WORDS):
         return None
     return _nanp_phone(before, groups, separators) or _trunk_phone(before, groups, separators)
 
@@ -651,8 +669,8 @@ def _nanp_phone(before: str, groups: list[str], separators: list[str]) -> str | 
     else:
         return None
     area_separator, line_separator = separators[first], separators[first + 1]
-    if len(groups) > first + 3 and separators[first + 2] in (line_separator, " "):
-        return None  # runs on into more digits: not a phone number
+    if len(groups) > first + 3 and separators[first + 2] == line_separator:
+        return None  # the same layout runs on into more digits: some longer number
     parenthesised = (before == "(" if first == 0 else separators[0].endswith("(")) and (
         area_separator in (")", ") ")
     )
@@ -858,17 +876,17 @@ def _iter_pii(text: str, wanted: _Wanted) -> Iterator[PiiMatch]:
     if wanted.email and "@" in text:
         for email in _scan_email(text):
             yield PiiMatch(PiiType.EMAIL, email)
-            if not wanted.email:
+            if not wanted.wants(PiiType.EMAIL):
                 break
     if wanted.credential:
         for credential in _scan_credentials(text):
             yield PiiMatch(PiiType.CREDENTIAL, credential)
-            if not wanted.credential:
+            if not wanted.wants(PiiType.CREDENTIAL):
                 break
     if wanted.ip_address and ":" in text:
         for address in _scan_ipv6(text):
             yield PiiMatch(PiiType.IP_ADDRESS, address)
-            if not wanted.ip_address:
+            if not wanted.wants(PiiType.IP_ADDRESS):
                 break
     if wanted.numeric():
         yield from _scan_numeric(text, wanted)

@@ -26,13 +26,11 @@ class HpaSettings(Settings):
     """The autoscaling/v2 HPA path, which needs a custom-metrics adapter.
 
     The HPA reads a per-pod metric through the custom metrics API, so a metrics adapter (e.g.
-    prometheus-adapter) must publish the engines' queue gauges under these names. The adapter's
-    default rules cannot serve names containing ':', hence `vllm_num_requests_waiting` for vLLM's
-    `vllm:num_requests_waiting`.
+    prometheus-adapter) must publish the engines' queue gauge `vllm:num_requests_waiting` (both
+    engines report it) under this name; the custom metrics API cannot carry a ':' in a name.
     """
 
-    vllm_queue_metric: str = "vllm_num_requests_waiting"
-    triton_queue_metric: str = "nv_inference_pending_request_count"
+    queue_metric: str = "vllm_num_requests_waiting"
     # Kubernetes accepts minReplicas 0 only with the (alpha) HPAScaleToZero feature gate; without
     # it a ModelDeployment asking for minReplicas 0 gets an HPA with minReplicas 1.
     scale_to_zero: bool = False
@@ -43,8 +41,7 @@ class KedaSettings(Settings):
 
     enabled: bool = False
     prometheus_url: str = "http://prometheus-operated.monitoring.svc:9090"
-    vllm_queue_metric: str = "vllm:num_requests_waiting"
-    triton_queue_metric: str = "nv_inference_pending_request_count"
+    queue_metric: str = "vllm:num_requests_waiting"
     # string.Template placeholders: $metric, $namespace, $name (the ModelDeployment). The default
     # matches the `namespace` and `pod` labels Prometheus' Kubernetes discovery attaches.
     query: str = 'sum(${metric}{namespace="${namespace}",pod=~"${name}-[a-z0-9]+-[a-z0-9]+"})'

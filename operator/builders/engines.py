@@ -1,8 +1,12 @@
 """The engine-specific half of a model server pod: vLLM's or Triton's container.
 
-Both engines end up serving the OpenAI API and Prometheus metrics behind Service port 8000, so the
-router treats them alike: vLLM listens there itself; Triton's OpenAI frontend listens on 9000 and
-the Service maps 8000 to it (Triton's own KServe HTTP endpoint keeps container port 8000).
+Both engines serve the OpenAI API and Prometheus metrics behind Service port 8000 (`/v1`,
+`/metrics`), with vLLM's queue gauges (`vllm:num_requests_waiting`, ...), so the router and the
+autoscalers treat them alike. vLLM listens on 8000 itself. Triton runs its OpenAI-compatible
+frontend (`openai_frontend/main.py`, which embeds the server in-process) on 9000 with the KServe
+HTTP/gRPC endpoints on container ports 8000/8001; the Service maps 8000 to the frontend, 8080 and
+8001 to KServe, and 8002 to the frontend's `/metrics`, since the in-process server opens no
+metrics port of its own.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ MODEL_REPOSITORY_DIR = "/models"
 TRITON_OPENAI_PORT = 9000
 TRITON_HTTP_PORT = 8000
 TRITON_GRPC_PORT = 8001
+TRITON_METRICS_PORT = 8002
 TRITON_FRONTEND = "/opt/tritonserver/python/openai/openai_frontend/main.py"
 # Adapters are addressed as `<servedName>_lora_<adapter>` through Triton's OpenAI frontend.
 TRITON_LORA_SEPARATOR = "_lora_"
@@ -135,6 +140,8 @@ def triton_model_repository(md: ModelDeployment) -> dict[str, str]:
         "tensor_parallel_size": spec.resources.tensor_parallel_size,
         "max_model_len": spec.model.context_window,
         "gpu_memory_utilization": 0.9,
+        # Triton only reports vLLM's metrics while vLLM collects them.
+        "disable_log_stats": False,
     }
     files = {
         "config.pbtxt": (
@@ -147,6 +154,15 @@ def triton_model_repository(md: ModelDeployment) -> dict[str, str]:
             "    kind: KIND_MODEL\n"
             "  }\n"
             "]\n"
+            "\n"
+            "# Publish vLLM's queue and cache gauges on Triton's metrics, for the router and the\n"
+            "# autoscaler.\n"
+            "parameters: {\n"
+            '  key: "REPORT_CUSTOM_METRICS"\n'
+            "  value: {\n"
+            '    string_value: "true"\n'
+            "  }\n"
+            "}\n"
         ),
     }
     if spec.model.adapters:
@@ -242,5 +258,6 @@ def triton_workload(md: ModelDeployment, settings: OperatorSettings) -> EngineWo
             ("http", SERVICE_PORT, TRITON_OPENAI_PORT),
             ("kserve-http", 8080, TRITON_HTTP_PORT),
             ("kserve-grpc", TRITON_GRPC_PORT, TRITON_GRPC_PORT),
+            ("metrics", TRITON_METRICS_PORT, TRITON_OPENAI_PORT),
         ],
     )

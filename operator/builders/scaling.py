@@ -24,7 +24,6 @@ def horizontal_pod_autoscaler(
     in the operator settings (see HpaSettings).
     """
     hpa = settings.hpa
-    metric = hpa.vllm_queue_metric if md.spec.engine.name == "vllm" else hpa.triton_queue_metric
     min_replicas = (
         autoscaling.min_replicas if hpa.scale_to_zero else max(1, autoscaling.min_replicas)
     )
@@ -40,7 +39,7 @@ def horizontal_pod_autoscaler(
                 {
                     "type": "Pods",
                     "pods": {
-                        "metric": {"name": metric},
+                        "metric": {"name": hpa.queue_metric},
                         "target": {
                             "type": "AverageValue",
                             "averageValue": str(autoscaling.target_queue_depth),
@@ -63,8 +62,9 @@ def scaled_object(
     KEDA owns the HPA it creates from this, and can go to and from zero replicas.
     """
     keda = settings.keda
-    metric = keda.vllm_queue_metric if md.spec.engine.name == "vllm" else keda.triton_queue_metric
-    query = Template(keda.query).substitute(metric=metric, namespace=namespace_of(md), name=md.name)
+    query = Template(keda.query).substitute(
+        metric=keda.queue_metric, namespace=namespace_of(md), name=md.name
+    )
     delay = autoscaling.scale_down_delay_seconds
     return {
         "apiVersion": "keda.sh/v1alpha1",

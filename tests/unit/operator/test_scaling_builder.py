@@ -62,13 +62,14 @@ def test_autoscaling_builds_an_hpa_on_queue_depth_per_pod(
     }
 
 
-def test_triton_hpa_uses_tritons_pending_request_gauge(
+def test_triton_scales_on_the_same_vllm_queue_gauge(
     make_md: MakeMd, settings: OperatorSettings
 ) -> None:
     md = make_md(engine={"name": "triton"}, autoscaling={"maxReplicas": 3})
     hpa = only(build_children(md, settings), "HorizontalPodAutoscaler")
-    metric = hpa["spec"]["metrics"][0]["pods"]["metric"]["name"]
-    assert metric == "nv_inference_pending_request_count"
+    assert hpa["spec"]["metrics"][0]["pods"]["metric"]["name"] == "vllm_num_requests_waiting"
+    scaled = only(build_children(md, KEDA), "ScaledObject")
+    assert "vllm:num_requests_waiting{" in scaled["spec"]["triggers"][0]["metadata"]["query"]
 
 
 def test_hpa_keeps_one_replica_unless_the_cluster_allows_hpa_scale_to_zero(

@@ -83,7 +83,16 @@ def test_model_repository_holds_a_vllm_backend_config_and_engine_arguments(
         "tensor_parallel_size": 2,
         "max_model_len": 8192,
         "gpu_memory_utilization": 0.9,
+        "disable_log_stats": False,
     }
+
+
+def test_triton_reports_vllms_queue_gauges_on_its_metrics(
+    make_md: MakeMd, settings: OperatorSettings
+) -> None:
+    config = only(build_children(triton(make_md), settings), "ConfigMap")["data"]["config.pbtxt"]
+    compact = " ".join(config.split())
+    assert 'parameters: { key: "REPORT_CUSTOM_METRICS" value: { string_value: "true" } }' in compact
 
 
 def test_model_repository_is_mounted_in_triton_layout_under_the_served_name(
@@ -148,7 +157,12 @@ def test_service_port_8000_reaches_the_openai_frontend_so_the_url_matches_vllm(
     md = triton(make_md)
     service = only(build_children(md, settings), "Service")
     ports = {port["name"]: (port["port"], port["targetPort"]) for port in service["spec"]["ports"]}
-    assert ports == {"http": (8000, 9000), "kserve-http": (8080, 8000), "kserve-grpc": (8001, 8001)}
+    assert ports == {
+        "http": (8000, 9000),
+        "kserve-http": (8080, 8000),
+        "kserve-grpc": (8001, 8001),
+        "metrics": (8002, 9000),
+    }
     assert status_url(md) == "http://llama.ml.svc.cluster.local:8000/v1"
 
 

@@ -8,10 +8,11 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
+import httpx
 import openai
 from openai import AsyncOpenAI
 
-from modelplane.demo.report import Outcome
+from modelplane.demo.report import Outcome, why_routed
 from modelplane.demo.simulated_gpt4o import estimate_tokens
 from modelplane.demo.workload import MAX_TOKENS, WorkloadItem, WorkloadPlan
 
@@ -105,26 +106,68 @@ def _with(outcome: Outcome, decision: str, error: str) -> Outcome:
     return replace(outcome, decision=decision, error=error)
 
 
+async def ineligible_reasons(
+    explainer: httpx.AsyncClient, item: WorkloadItem, backend: str
+) -> list[str]:
+    """Why the router's policy would not give `item` to `backend` (empty when it would).
+
+    /v1/route/explain runs the same decision without calling any upstream.
+    """
+    body = {"model": "auto", "messages": item.messages, "max_tokens": MAX_TOKENS}
+    response = await explainer.post("/route/explain", json=body, headers=item.headers)
+    if not response.is_success:
+        return []
+    for candidate in response.json().get("candidates", []):
+        if candidate.get("backend") == backend and not candidate.get("eligible"):
+            return [str(reason) for reason in candidate.get("reasons", [])]
+    return []
+
+
 async def run_workload(
     base_url: str,
     api_key: str,
     plan: WorkloadPlan,
+    local_backend: str,
+    external_backends: frozenset[str],
     on_done: Callable[[Outcome], None],
 ) -> list[Outcome]:
     """The mixed phase one request at a time, then the burst all at once."""
     outcomes: list[Outcome] = []
-    async with AsyncOpenAI(
-        base_url=base_url, api_key=api_key, max_retries=0, timeout=REQUEST_TIMEOUT_S
-    ) as client:
+    async with (
+        AsyncOpenAI(
+            base_url=base_url, api_key=api_key, max_retries=0, timeout=REQUEST_TIMEOUT_S
+        ) as client,
+        httpx.AsyncClient(
+            base_url=base_url, headers={"Authorization": f"Bearer {api_key}"}, timeout=30
+        ) as explainer,
+    ):
+
+        async def explained(item: WorkloadItem, outcome: Outcome, local: list[str]) -> Outcome:
+            why = why_routed(
+                outcome.backend if outcome.served else None,
+                outcome.backend in external_backends,
+                outcome.decision,
+                item.data_class == "confidential",
+                local,
+            )
+            return replace(outcome, why=why)
+
         for item in plan.phase:
-            outcome = await send(client, item)
+            local = await ineligible_reasons(explainer, item, local_backend)
+            outcome = await explained(item, await send(client, item), local)
             outcomes.append(outcome)
             on_done(outcome)
 
-        async def burst_one(item: WorkloadItem) -> Outcome:
-            outcome = await send(client, item)
+        explanations = [await ineligible_reasons(explainer, i, local_backend) for i in plan.burst]
+
+        async def burst_one(item: WorkloadItem, local: list[str]) -> Outcome:
+            outcome = await explained(item, await send(client, item), local)
             on_done(outcome)
             return outcome
 
-        outcomes.extend(await asyncio.gather(*(burst_one(item) for item in plan.burst)))
+        outcomes.extend(
+            await asyncio.gather(
+                *(burst_one(i, local) for i, local in zip(plan.burst, explanations, strict=True))
+            )
+        )
     return outcomes

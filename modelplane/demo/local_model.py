@@ -87,6 +87,10 @@ def model_file(venv: Path) -> Path:
     return files[0]
 
 
+def inference_threads() -> int:
+    return max(1, (os.cpu_count() or 2) - 1)
+
+
 def server_process(venv: Path, model: Path, port: int, log_path: Path) -> ManagedProcess:
     command = [
         str(venv_python(venv)),
@@ -103,8 +107,13 @@ def server_process(venv: Path, model: Path, port: int, log_path: Path) -> Manage
         str(port),
         "--n_ctx",
         str(CONTEXT_WINDOW),
+        # llama.cpp's threads spin while they wait for each other: one descheduled thread stalls
+        # the rest, and on two cores shared with the router and the client, two threads ran ten
+        # times slower than one. Leave a core to everything else.
         "--n_threads",
-        str(os.cpu_count() or 2),
+        str(inference_threads()),
+        "--n_threads_batch",
+        str(inference_threads()),
         # By default a new request aborts the one being generated; queue them instead.
         "--interrupt_requests",
         "False",

@@ -39,6 +39,7 @@ class Outcome:
     output_tokens: int
     error: str | None = None
     answer: str = ""
+    why: str = ""  # the one-line reason the report groups by (see `why_routed`)
 
     @property
     def served(self) -> bool:
@@ -57,8 +58,9 @@ class BackendInfo:
 class BackendSummary:
     backend: str
     label: str
+    external: bool
     requests: int
-    reasons: tuple[tuple[str, int], ...]  # decision codes with counts, most common first
+    reasons: tuple[tuple[str, int], ...]  # `Outcome.why` with counts, most common first
     input_tokens: int
     output_tokens: int
     cost_usd: float
@@ -106,6 +108,53 @@ def percentile(values: Sequence[float], fraction: float) -> float | None:
 
 def reason_codes(decision: str) -> list[str]:
     return [code for code in re.split(r"[,;\s]+", decision) if code]
+
+
+SPILLOVER = "spillover: self-hosted model busy"
+CONFIDENTIAL_STAYS = "confidential: in-cluster only"
+PII_STAYS = "PII found: in-cluster only"
+NEEDS_IMAGES = "needs images: self-hosted model has none"
+TOO_LONG = "too long for the self-hosted context"
+CHEAPEST = "cheapest eligible backend"
+
+# The policy engine's codes for why a backend could not take a request, in words.
+INELIGIBLE_WORDS = {
+    "capability:no-images": NEEDS_IMAGES,
+    "capability:context-too-small": TOO_LONG,
+    "capability:no-tools": "needs tools: self-hosted model has none",
+    "capability:no-json": "needs JSON mode: self-hosted model has none",
+    "health:cooldown": "self-hosted model in cooldown",
+    "health:no-ready-replica": "self-hosted model not ready",
+}
+
+
+def why_routed(
+    served_by: str | None,
+    external: bool,
+    decision: str,
+    declared_confidential: bool,
+    local_ineligible: Sequence[str],
+) -> str:
+    """One reason per request, from the response's decision header and the router's explanation.
+
+    `local_ineligible` holds the codes /v1/route/explain gave the self-hosted backend when it was
+    not eligible; the decision header only carries the chosen backend's codes.
+    """
+    codes = reason_codes(decision)
+    if served_by is None:
+        return f"refused: {decision or 'no response'}"
+    if any(code.startswith("fallback_after=") for code in codes):
+        return SPILLOVER
+    if not external:
+        if "data-class:raised-by-pii" in codes or any(c.startswith("pii:") for c in codes):
+            return PII_STAYS
+        if declared_confidential or "data-class:confidential" in codes:
+            return CONFIDENTIAL_STAYS
+        return CHEAPEST
+    for code in local_ineligible:
+        if code in INELIGIBLE_WORDS:
+            return INELIGIBLE_WORDS[code]
+    return CHEAPEST
 
 
 def find_violations(
@@ -158,15 +207,14 @@ def build_report(
     for name in sorted(per_backend, key=lambda key: (key == REJECTED, key)):
         group = per_backend[name]
         info = backends.get(name)
-        reasons: Counter[str] = Counter()
-        for outcome in group:
-            reasons.update(reason_codes(outcome.decision) or ["(no decision header)"])
+        reasons: Counter[str] = Counter(outcome.why or outcome.decision for outcome in group)
         latencies = [outcome.latency_s for outcome in group if outcome.served]
         ttfts = [outcome.ttft_s for outcome in group if outcome.ttft_s is not None]
         summaries.append(
             BackendSummary(
                 backend=name,
                 label=info.label if info else name,
+                external=info.external if info else False,
                 requests=len(group),
                 reasons=tuple(reasons.most_common()),
                 input_tokens=sum(outcome.input_tokens for outcome in group),
@@ -250,13 +298,20 @@ def summary_lines(report: DemoReport) -> list[str]:
 
 # ----- rendering -----------------------------------------------------------------------------
 
-BACKEND_COLOURS = ("#2e7d32", "#1565c0", "#ef6c00", "#6a1b9a", "#00838f")
+SELF_HOSTED_COLOURS = ("#2e7d32", "#66bb6a", "#1b5e20")
+EXTERNAL_COLOURS = ("#ef6c00", "#ffa726", "#bf360c")
 REJECTED_COLOUR = "#9e9e9e"
 
 
 def colour_map(report: DemoReport) -> dict[str, str]:
-    names = [summary.backend for summary in report.backends if summary.backend != REJECTED]
-    colours = {name: BACKEND_COLOURS[i % len(BACKEND_COLOURS)] for i, name in enumerate(names)}
+    """Self-hosted backends in greens, external ones in oranges, refused requests in grey."""
+    colours: dict[str, str] = {}
+    self_hosted = [s.backend for s in report.backends if s.backend != REJECTED and not s.external]
+    external = [s.backend for s in report.backends if s.external]
+    for index, name in enumerate(self_hosted):
+        colours[name] = SELF_HOSTED_COLOURS[index % len(SELF_HOSTED_COLOURS)]
+    for index, name in enumerate(external):
+        colours[name] = EXTERNAL_COLOURS[index % len(EXTERNAL_COLOURS)]
     colours[REJECTED] = REJECTED_COLOUR
     return colours
 
@@ -266,27 +321,23 @@ def write_chart(report: DemoReport, path: Path, title: str) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch
 
     colours = colour_map(report)
     labels = {summary.backend: summary.label for summary in report.backends}
+    present = [summary.backend for summary in report.backends]
     figure, (where_axes, why_axes, cost_axes) = plt.subplots(
-        1, 3, figsize=(17, 6.2), gridspec_kw={"width_ratios": [1.25, 1.25, 0.8]}
+        1, 3, figsize=(18, 6.6), gridspec_kw={"width_ratios": [1.1, 1.3, 0.7]}
     )
     figure.suptitle(title, fontsize=14, fontweight="bold")
 
     kinds = [kind for kind, _ in report.by_kind][::-1]
     counts = {kind: dict(where) for kind, where in report.by_kind}
-    left = [0.0] * len(kinds)
-    for backend in colours:
+    left = [0] * len(kinds)
+    for backend in present:
         values = [counts[kind].get(backend, 0) for kind in kinds]
-        if not any(values):
-            continue
         bars = where_axes.barh(
-            [kind.value for kind in kinds],
-            values,
-            left=left,
-            color=colours[backend],
-            label=labels.get(backend, backend),
+            [kind.value for kind in kinds], values, left=left, color=colours[backend]
         )
         where_axes.bar_label(
             bars, labels=[str(v) if v else "" for v in values], label_type="center", color="white"
@@ -294,13 +345,12 @@ def write_chart(report: DemoReport, path: Path, title: str) -> None:
         left = [a + b for a, b in zip(left, values, strict=True)]
     where_axes.set_title("Where each kind of request went")
     where_axes.set_xlabel("requests")
-    where_axes.legend(loc="lower right", fontsize=9)
 
-    reason_rows: list[tuple[str, str, int]] = []
-    for summary in report.backends:
-        for reason, count in summary.reasons[:4]:
-            reason_rows.append((summary.backend, reason, count))
-    reason_rows = reason_rows[::-1]
+    reason_rows = [
+        (summary.backend, reason, count)
+        for summary in report.backends
+        for reason, count in summary.reasons[:5]
+    ][::-1]
     why_axes.barh(
         range(len(reason_rows)),
         [count for _, _, count in reason_rows],
@@ -309,29 +359,41 @@ def write_chart(report: DemoReport, path: Path, title: str) -> None:
     why_axes.set_yticks(range(len(reason_rows)), [reason for _, reason, _ in reason_rows])
     for row, (_, _, count) in enumerate(reason_rows):
         why_axes.text(count, row, f" {count}", va="center", fontsize=9)
-    why_axes.set_title("Why: the router's decision codes, per backend")
-    why_axes.set_xlabel("requests (colour = backend)")
-    why_axes.margins(x=0.15)
+    why_axes.set_title("Why the router sent them there")
+    why_axes.set_xlabel("requests")
+    why_axes.margins(x=0.12)
 
-    cost_labels = ["modelplane", "everything\nto GPT-4o"]
     cost_values = [report.cost_usd, report.all_gpt4o_cost_usd]
-    bars = cost_axes.bar(cost_labels, cost_values, color=["#2e7d32", "#1565c0"])
+    bars = cost_axes.bar(
+        ["with modelplane", "all to GPT-4o"],
+        cost_values,
+        color=[SELF_HOSTED_COLOURS[0], EXTERNAL_COLOURS[0]],
+    )
     cost_axes.bar_label(bars, labels=[format_usd(value) for value in cost_values])
-    cost_axes.set_title("Cost of this workload (GPT-4o list price)")
+    cost_axes.set_title(f"Cost at GPT-4o list price\n{report.saving_fraction:.0%} saved")
     cost_axes.set_ylabel("USD")
     cost_axes.margins(y=0.2)
-    verdict_colour = "#2e7d32" if not report.violations else "#c62828"
-    cost_axes.text(
-        0.5,
-        -0.2,
-        f"privacy violations: {len(report.violations)}",
-        transform=cost_axes.transAxes,
-        ha="center",
+
+    figure.legend(
+        handles=[Patch(color=colours[name], label=labels[name]) for name in present],
+        loc="lower left",
+        ncol=len(present),
+        frameon=False,
+        bbox_to_anchor=(0.02, 0.0),
+    )
+    verdict_colour = SELF_HOSTED_COLOURS[0] if not report.violations else "#c62828"
+    received = report.external_requests_received
+    checked = "" if received is None else f" (checked at the receiving end: {received} requests)"
+    figure.text(
+        0.98,
+        0.02,
+        f"privacy violations: {len(report.violations)}{checked}",
+        ha="right",
         fontsize=13,
         fontweight="bold",
         color=verdict_colour,
     )
-    figure.tight_layout()
+    figure.tight_layout(rect=(0, 0.07, 1, 1))
     figure.savefig(path, dpi=110)
     plt.close(figure)
 
@@ -358,7 +420,7 @@ def backend_rows(report: DemoReport) -> list[list[str]]:
 BACKEND_COLUMNS = (
     "backend",
     "requests",
-    "reasons (x-modelplane-decision)",
+    "why (from the router's decision)",
     "tokens in / out",
     "cost",
     "p50 latency",

@@ -9,6 +9,8 @@ Every process is stopped on the way out, also on Ctrl-C or SIGTERM.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import json
 import os
 import signal
 import sys
@@ -47,8 +49,8 @@ from modelplane.demo.workload import build_workload
 LOCAL_BACKEND = "smollm2-135m"
 EXTERNAL_BACKEND = "gpt-4o"
 DEMO_API_KEY = "modelplane-demo-key"
-# llama-cpp-python serves one request at a time; the router spills the rest of a burst over.
-LOCAL_MAX_CONCURRENCY = 2
+# llama-cpp-python generates for one request at a time: beyond that the router spills over.
+LOCAL_MAX_CONCURRENCY = 1
 START_TIMEOUT_S = 180.0
 REPORT_PNG = "demo-report.png"
 REPORT_HTML = "demo-report.html"
@@ -213,6 +215,7 @@ def run_demo(options: DemoOptions, console: Console) -> int:
             for process, ready_url in processes:
                 waited = process.wait_until_http_ok(ready_url, START_TIMEOUT_S)
                 console.print(f"[green]✓[/] {process.name} ready ({waited:.1f} s)")
+        warm_up(f"http://127.0.0.1:{local_port}/v1")
         console.print(
             f"everything up {time.monotonic() - demo_started:.1f} s after start; "
             f"sending {len(plan.items)} requests through the router with the openai SDK"
@@ -220,6 +223,7 @@ def run_demo(options: DemoOptions, console: Console) -> int:
 
         outcomes = send_with_progress(f"http://127.0.0.1:{router_port}/v1", plan, console)
         received = fetch_received(simulator_url) if simulator_url else None
+    write_outcomes(outcomes, logs / "outcomes.jsonl")
     console.print("[green]✓[/] all demo processes stopped")
 
     backends = {
@@ -266,10 +270,32 @@ def send_with_progress(base_url: str, plan: Any, console: Console) -> list[Outco
             progress.update(
                 task,
                 advance=1,
-                description=f"{outcome.reference} {outcome.kind.value} → {where}",
+                description=f"{outcome.reference} {outcome.kind.value} → {where} ({outcome.why})",
             )
 
-        return asyncio.run(run_workload(base_url, DEMO_API_KEY, plan, on_done))
+        return asyncio.run(
+            run_workload(
+                base_url,
+                DEMO_API_KEY,
+                plan,
+                LOCAL_BACKEND,
+                frozenset({EXTERNAL_BACKEND}),
+                on_done,
+            )
+        )
+
+
+def warm_up(local_base: str) -> None:
+    """One tiny completion, so the first measured request does not pay for cold caches."""
+    body = {"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 4}
+    httpx.post(f"{local_base}/chat/completions", json=body, timeout=60).raise_for_status()
+
+
+def write_outcomes(outcomes: list[Outcome], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8") as log:
+        for outcome in outcomes:
+            log.write(json.dumps(dataclasses.asdict(outcome)) + "\n")
 
 
 def fetch_received(simulator_url: str) -> list[str]:
@@ -314,6 +340,8 @@ def print_report(report: DemoReport, outcomes: list[Outcome], console: Console) 
 
 def run_from_cli(options: DemoOptions) -> int:
     console = Console()
+    if not console.is_terminal:  # piped or logged: no terminal width to fit, keep tables legible
+        console = Console(width=150)
     previous = signal.signal(signal.SIGTERM, raise_interrupted)
     try:
         return run_demo(options, console)

@@ -13,6 +13,8 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from modelplane.cli import build_parser
+
 from .conftest import CHART, NAMESPACE, REPO_ROOT, Helm, HelmFailed, Manifest
 
 # Value sets the chart must render, lint and validate with. Each is a realistic installation.
@@ -42,7 +44,7 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
                 "vllm_image": "registry.internal/vllm-openai:v0.12.0",
             },
         },
-        "router": {"watchAllNamespaces": True},
+        "router": {"watchNamespace": "team-a"},
         "networkPolicy": {"models": {"namespaces": ["team-a", "team-b"]}},
     },
     "network-policy-off": {"networkPolicy": {"enabled": False}},
@@ -61,6 +63,13 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
     "monitoring": {
         "serviceMonitor": {"enabled": True, "labels": {"release": "prometheus"}},
         "grafanaDashboard": {"enabled": True, "namespace": "monitoring"},
+        "router": {
+            "otlpEndpoint": "http://otel-collector.monitoring:4318",
+            "auditLog": False,
+            "logLevel": "info",
+            "redisFailure": {"limitsFailOpen": False, "budgetsFailOpen": True},
+        },
+        "operator": {"verbose": True, "resyncSeconds": 15},
     },
     "autoscaling-off": {
         "router": {
@@ -316,24 +325,40 @@ def test_router_only_reads_modelplane_kinds_and_secrets(
             assert set(rule["verbs"]) == {"get", "list", "watch"}
 
 
-def test_router_rbac_is_namespaced_by_default_and_cluster_wide_by_value(
+def test_router_reads_only_the_namespace_it_watches(
     rendered: dict[str, list[Manifest]],
 ) -> None:
-    default = rendered["defaults"]
-    role = _named(default, "Role", "mp-modelplane-router")
-    assert role["metadata"]["namespace"] == NAMESPACE
-    binding = _named(default, "RoleBinding", "mp-modelplane-router")
-    assert binding["subjects"][0]["name"] == "mp-modelplane-router"
-    assert not [m for m in _of_kind(default, "ClusterRole") if "router" in m["metadata"]["name"]]
-    router_args = _container(default, "Deployment", "mp-modelplane-router")["args"]
-    assert f"--namespace={NAMESPACE}" in router_args
+    for value_set, namespace in (("defaults", NAMESPACE), ("cluster-wide", "team-a")):
+        manifests = rendered[value_set]
+        role = _named(manifests, "Role", "mp-modelplane-router")
+        assert role["metadata"]["namespace"] == namespace
+        binding = _named(manifests, "RoleBinding", "mp-modelplane-router")
+        assert binding["metadata"]["namespace"] == namespace
+        assert binding["subjects"] == [
+            {"kind": "ServiceAccount", "name": "mp-modelplane-router", "namespace": NAMESPACE}
+        ]
+        router_args = _container(manifests, "Deployment", "mp-modelplane-router")["args"]
+        assert f"--namespace={namespace}" in router_args
+        cluster_roles = [m["metadata"]["name"] for m in _of_kind(manifests, "ClusterRole")]
+        assert not [name for name in cluster_roles if "router" in name]
 
-    cluster = rendered["cluster-wide"]
-    _named(cluster, "ClusterRole", "mp-modelplane-router")
-    _named(cluster, "ClusterRoleBinding", "mp-modelplane-router")
-    assert not [m for m in _of_kind(cluster, "Role") if "router" in m["metadata"]["name"]]
-    cluster_args = _container(cluster, "Deployment", "mp-modelplane-router")["args"]
-    assert not [arg for arg in cluster_args if arg.startswith("--namespace")]
+
+def test_router_flags_follow_the_values(rendered: dict[str, list[Manifest]]) -> None:
+    default = _container(rendered["defaults"], "Deployment", "mp-modelplane-router")["args"]
+    assert "--audit-log=-" in default
+    assert "--log-level=warning" in default
+    assert not [arg for arg in default if arg.startswith("--otlp-endpoint")]
+    assert "--limits-fail-closed" not in default
+    assert "--budgets-fail-open" not in default
+
+    tuned = _container(rendered["monitoring"], "Deployment", "mp-modelplane-router")["args"]
+    assert "--otlp-endpoint=http://otel-collector.monitoring:4318" in tuned
+    assert "--audit-log=-" not in tuned
+    assert "--limits-fail-closed" in tuned
+    assert "--budgets-fail-open" in tuned
+    operator = _container(rendered["monitoring"], "Deployment", "mp-modelplane-operator")["args"]
+    assert "--verbose" in operator
+    assert "--resync-seconds=15" in operator
 
 
 def test_operator_can_manage_exactly_the_children_it_builds(
@@ -720,3 +745,25 @@ def test_grafana_dashboard_queries_only_metrics_the_router_exports() -> None:
         for suffix in _PROMETHEUS_SUFFIXES:
             base = base.removesuffix(suffix)
         assert base in exported, name
+
+
+# --- the chart against the real command line ------------------------------------------------------
+
+
+@pytest.mark.parametrize("value_set", VALUE_SETS)
+def test_container_arguments_are_accepted_by_the_modelplane_command(
+    rendered: dict[str, list[Manifest]], value_set: str
+) -> None:
+    parser = build_parser()
+    for deployment in ("mp-modelplane-operator", "mp-modelplane-router"):
+        name = (
+            deployment
+            if value_set != "pinned-digests-and-pull-secrets"
+            else deployment.replace("mp-modelplane", "plane")
+        )
+        args = _container(rendered[value_set], "Deployment", name)["args"]
+        try:
+            parsed = parser.parse_args(args)
+        except SystemExit:
+            pytest.fail(f"{value_set}: `modelplane {' '.join(args)}` is refused by the CLI")
+        assert callable(parsed.run)

@@ -1,0 +1,133 @@
+"""`modelplane router serve` as a child process, and loopback upstreams on a thread of their own.
+
+Used by component tests that run several routers against one Redis or one Kubernetes emulator,
+where the upstreams must outlive a test's event loop and restart on the same port.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Coroutine, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+
+from modelplane.testing.upstream import LoopbackUpstream
+
+T = TypeVar("T")
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+class ThreadedUpstreams:
+    """Loopback upstreams served from an event loop in a thread of their own."""
+
+    def __init__(self) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._thread.start()
+        self._upstreams: list[LoopbackUpstream] = []
+
+    def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(timeout=10)
+
+    def start(self, model: str, port: int = 0) -> LoopbackUpstream:
+        upstream = LoopbackUpstream(model=model, port=port)
+        self.run(upstream.start())
+        self._upstreams.append(upstream)
+        return upstream
+
+    def stop(self, upstream: LoopbackUpstream) -> None:
+        self.run(upstream.stop())
+
+    def close(self) -> None:
+        for upstream in self._upstreams:
+            self.run(upstream.stop())
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=5)
+        self._loop.close()
+
+
+class RouterStartError(RuntimeError):
+    pass
+
+
+@dataclass
+class RouterProcess:
+    url: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def chat(
+        self,
+        key: str,
+        *,
+        data_class: str | None = None,
+        model: str = "auto",
+        content: str = "Say hello.",
+        timeout: float = 30.0,
+    ) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {key}"}
+        if data_class is not None:
+            headers["x-modelplane-data-class"] = data_class
+        body = {"model": model, "messages": [{"role": "user", "content": content}]}
+        return httpx.post(
+            f"{self.url}/v1/chat/completions", json=body, headers=headers, timeout=timeout
+        )
+
+    def metrics(self) -> str:
+        return httpx.get(f"{self.url}/metrics", timeout=10).text
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=5)
+
+
+def start_router_process(
+    options: Sequence[str],
+    log_path: Path,
+    env: Mapping[str, str] | None = None,
+    startup_timeout_s: float = 60.0,
+) -> RouterProcess:
+    """Start `modelplane router serve <options>` on a free port and wait until /readyz is 200."""
+    port = free_port()
+    command = [sys.executable, "-m", "modelplane", "router", "serve"]
+    command += ["--host", "127.0.0.1", "--port", str(port), "--log-level", "info", *options]
+    # Only what the caller passes: an inherited MODELPLANE_REDIS_URL would change the router.
+    environ = {k: v for k, v in os.environ.items() if k != "MODELPLANE_REDIS_URL"}
+    environ.update({"LITELLM_LOCAL_MODEL_COST_MAP": "True", **(env or {})})
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=environ)
+    router = RouterProcess(url=f"http://127.0.0.1:{port}", process=process, log_path=log_path)
+    deadline = time.monotonic() + startup_timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RouterStartError(f"the router exited with {process.returncode}:\n{router.log()}")
+        try:
+            if httpx.get(f"{router.url}/readyz", timeout=1).status_code == 200:
+                return router
+        except httpx.TransportError:
+            pass
+        time.sleep(0.05)
+    router.stop()
+    raise RouterStartError(f"the router was not ready in {startup_timeout_s} s:\n{router.log()}")

@@ -1,0 +1,134 @@
+"""The router process spills to GPT-4o while the self-hosted queue is long and comes back when
+it drains; confidential traffic never leaves, also while the self-hosted model has no replica."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+
+from modelplane.testing.router_process import RouterProcess, ThreadedUpstreams
+
+KEY = "team-key"
+CONFIDENTIAL_TEXT = "Summarise the contract for jane.doe@example.com."
+
+
+def config(llama_base: str, gpt_base: str) -> str:
+    return f"""
+backends:
+  - name: llama-3-8b
+    model: hosted_vllm/llama-3-8b
+    api_base: {llama_base}
+    location: in-cluster
+    context_window: 8192
+    capabilities: [chat, json]
+    gpu_hour_usd: 1.2
+    tokens_per_second: 2500
+    timeout_s: 4
+  - name: gpt-4o
+    model: openai/gpt-4o
+    api_base: {gpt_base}
+    api_key: sk-test
+    location: external
+    context_window: 128000
+    capabilities: [chat, tools, json, images]
+    input_usd_per_mtok: 2.5
+    output_usd_per_mtok: 10
+tenants:
+  - name: team
+    api_keys: [{KEY}]
+    default_data_class: public
+policy:
+  latency_target_ms: 1000
+"""
+
+
+def served_by(router: RouterProcess, **options: Any) -> str:
+    response = router.chat(KEY, **options)
+    assert response.status_code == 200, response.text
+    return response.headers["x-modelplane-backend"]
+
+
+def confidential_bodies(received: list[Any]) -> list[Any]:
+    return [r for r in received if CONFIDENTIAL_TEXT in str(r.body)]
+
+
+def test_spills_on_queue_depth_and_returns_and_confidential_stays(
+    upstream_host: ThreadedUpstreams,
+    start_router: Callable[..., RouterProcess],
+    eventually: Callable[..., Any],
+) -> None:
+    llama, gpt = upstream_host.start("llama-3-8b"), upstream_host.start("gpt-4o")
+    router = start_router("--scrape-interval", "0.1", config=config(llama.base_url, gpt.base_url))
+    assert served_by(router) == "llama-3-8b"
+
+    llama.metrics.waiting = 500  # far more than drains within the 1 s target
+    eventually(lambda: served_by(router) == "gpt-4o", "public traffic spilling to gpt-4o")
+    decision = router.chat(KEY).headers["x-modelplane-decision"]
+    assert served_by(router, data_class="confidential") == "llama-3-8b"
+    assert served_by(router, content=CONFIDENTIAL_TEXT) == "llama-3-8b"
+
+    llama.metrics.waiting = 0
+    eventually(lambda: served_by(router) == "llama-3-8b", "traffic back on llama")
+
+    assert confidential_bodies(gpt.received) == []
+    assert "latency:meets-target" in decision
+    metrics = router.metrics()
+    assert 'modelplane_spillover_total{modelplane_backend="gpt-4o"' in metrics
+    assert 'modelplane_spill_reason="latency"' in metrics
+
+
+def test_scaled_to_zero_spills_public_and_holds_confidential_until_ready(
+    upstream_host: ThreadedUpstreams,
+    start_router: Callable[..., RouterProcess],
+    eventually: Callable[..., Any],
+) -> None:
+    llama, gpt = upstream_host.start("llama-3-8b"), upstream_host.start("gpt-4o")
+    port = llama.port
+    router = start_router("--scrape-interval", "0.1", config=config(llama.base_url, gpt.base_url))
+    upstream_host.stop(llama)  # the deployment scales to zero: nothing answers
+
+    eventually(lambda: served_by(router) == "gpt-4o", "public traffic spilling while at zero")
+    explained = httpx.post(
+        f"{router.url}/v1/route/explain",
+        json={"model": "auto", "messages": [{"role": "user", "content": "hi"}]},
+        headers={"Authorization": f"Bearer {KEY}"},
+        timeout=10,
+    ).json()
+    llama_verdict = next(c for c in explained["candidates"] if c["backend"] == "llama-3-8b")
+    assert "health:no-ready-replica" in llama_verdict["reasons"]
+
+    answers: list[httpx.Response] = []
+    waiting = threading.Thread(
+        target=lambda: answers.append(
+            router.chat(KEY, data_class="confidential", content=CONFIDENTIAL_TEXT)
+        )
+    )
+    waiting.start()
+    restarted = upstream_host.start("llama-3-8b", port=port)  # a replica becomes ready
+    waiting.join(timeout=30)
+
+    (answer,) = answers
+    assert answer.status_code == 200, answer.text
+    assert answer.headers["x-modelplane-backend"] == "llama-3-8b"
+    assert len(confidential_bodies(restarted.received)) == 1
+    assert confidential_bodies(gpt.received) == []
+
+
+def test_confidential_request_gets_503_when_no_replica_becomes_ready(
+    upstream_host: ThreadedUpstreams,
+    start_router: Callable[..., RouterProcess],
+    eventually: Callable[..., Any],
+) -> None:
+    llama, gpt = upstream_host.start("llama-3-8b"), upstream_host.start("gpt-4o")
+    router = start_router("--scrape-interval", "0.1", config=config(llama.base_url, gpt.base_url))
+    upstream_host.stop(llama)
+    eventually(lambda: served_by(router) == "gpt-4o", "the router noticing llama is gone")
+
+    answer = router.chat(KEY, data_class="confidential", content=CONFIDENTIAL_TEXT)
+
+    assert answer.status_code == 503
+    assert answer.json()["error"]["code"] == "no_eligible_backend"
+    assert confidential_bodies(gpt.received) == []

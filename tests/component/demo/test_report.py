@@ -8,13 +8,20 @@ import pytest
 
 from modelplane.demo.pricing import ModelPrice
 from modelplane.demo.report import (
+    CHEAPEST,
+    CONFIDENTIAL_STAYS,
+    NEEDS_IMAGES,
+    PII_STAYS,
     REJECTED,
+    SPILLOVER,
+    TOO_LONG,
     BackendInfo,
     Outcome,
     build_report,
     find_violations,
     percentile,
     summary_lines,
+    why_routed,
     write_chart,
     write_html,
 )
@@ -56,9 +63,9 @@ def test_percentile_interpolates_between_ranks() -> None:
 
 def test_report_counts_per_backend_and_prices_only_the_external_one() -> None:
     outcomes = [
-        outcome("D-001", Kind.PUBLIC, "local", latency_s=0.5),
-        outcome("D-002", Kind.CONFIDENTIAL, "local", latency_s=1.5, decision="privacy,cheapest"),
-        outcome("D-003", Kind.IMAGE, "gpt-4o", decision="capability:images"),
+        outcome("D-001", Kind.PUBLIC, "local", latency_s=0.5, why=CHEAPEST),
+        outcome("D-002", Kind.CONFIDENTIAL, "local", latency_s=1.5, why=CONFIDENTIAL_STAYS),
+        outcome("D-003", Kind.IMAGE, "gpt-4o", why=NEEDS_IMAGES),
         outcome("D-004", Kind.BURST, None),
     ]
     report = build_report(outcomes, [], BACKENDS, PRICE, [], "SIMULATED GPT-4o")
@@ -67,12 +74,36 @@ def test_report_counts_per_backend_and_prices_only_the_external_one() -> None:
     assert by_name["local"].requests == 2
     assert by_name["local"].cost_usd == 0
     assert by_name["local"].p50_latency_s == pytest.approx(1.0)
-    assert dict(by_name["local"].reasons) == {"cheapest": 2, "privacy": 1}
+    assert dict(by_name["local"].reasons) == {CHEAPEST: 1, CONFIDENTIAL_STAYS: 1}
     assert by_name["gpt-4o"].cost_usd == pytest.approx((1000 * 2.5 + 100 * 10) / 1e6)
     assert report.cost_usd == pytest.approx(by_name["gpt-4o"].cost_usd)
     # the baseline prices every served request at GPT-4o; the refused one costs nothing anywhere
     assert report.all_gpt4o_cost_usd == pytest.approx(3 * (1000 * 2.5 + 100 * 10) / 1e6)
     assert report.saving_fraction == pytest.approx(2 / 3)
+
+
+@pytest.mark.parametrize(
+    ("served_by", "external", "decision", "confidential", "local_ineligible", "expected"),
+    [
+        ("gpt-4o", True, "cost:rank-1,fallback_after=local", False, [], SPILLOVER),
+        ("local", False, "data-class:raised-by-pii,pii:email,cost:rank-1", False, [], PII_STAYS),
+        ("local", False, "data-class:confidential,cost:rank-1", True, [], CONFIDENTIAL_STAYS),
+        ("local", False, "data-class:public,cost:rank-1", False, [], CHEAPEST),
+        ("gpt-4o", True, "cost:rank-1", False, ["capability:no-images"], NEEDS_IMAGES),
+        ("gpt-4o", True, "cost:rank-1", False, ["capability:context-too-small"], TOO_LONG),
+        ("gpt-4o", True, "cost:rank-1", False, [], CHEAPEST),
+        (None, False, "no_eligible_backend", True, [], "refused: no_eligible_backend"),
+    ],
+)
+def test_why_routed_names_the_deciding_reason(
+    served_by: str | None,
+    external: bool,
+    decision: str,
+    confidential: bool,
+    local_ineligible: list[str],
+    expected: str,
+) -> None:
+    assert why_routed(served_by, external, decision, confidential, local_ineligible) == expected
 
 
 def test_violation_is_found_by_reference_or_planted_value_not_by_router_headers() -> None:

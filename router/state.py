@@ -165,6 +165,8 @@ class InProcessState:
 
     # Weight of the newest observation in the time-to-first-token moving average.
     TTFT_SMOOTHING = 0.2
+    # Relative change of the latency estimate that makes it worth publishing a new health view.
+    TTFT_REPUBLISH_FRACTION = 0.05
 
     def __init__(self, clock: Clock = time.time, cooldown: CooldownPolicy | None = None) -> None:
         self._clock = clock
@@ -223,7 +225,23 @@ class InProcessState:
             if stats.consecutive_failures >= self._cooldown.failures:
                 stats.cooldown_until = now + self._cooldown.seconds
                 stats.consecutive_failures = 0
-        self._refresh_health(now)
+        if self._health_changed(observation.backend, stats, now):
+            self._refresh_health(now)
+
+    def _health_changed(self, backend: str, stats: _BackendStats, now: float) -> bool:
+        """Whether the published view is out of date enough to rebuild.
+
+        The view keeps its identity while nothing material changed (the router caches its
+        snapshot overlay by that identity), so a latency estimate is republished only when it
+        moves by more than `TTFT_REPUBLISH_FRACTION`.
+        """
+        published = self._health.get(backend)
+        if published is None or published.in_cooldown != (stats.cooldown_until > now):
+            return True
+        old, new = published.predicted_ttft_ms, stats.ttft_ewma_ms
+        if old is None or new is None:
+            return old is not new
+        return abs(new - old) > self.TTFT_REPUBLISH_FRACTION * old
 
     async def backend_health(self) -> Mapping[str, BackendHealth]:
         if self._clock() >= self._health_valid_until:

@@ -94,3 +94,17 @@ async def test_health_mapping_keeps_its_identity_while_nothing_changes() -> None
     await state.observe(AttemptObservation(backend="llama", ok=True, ttft_ms=5))
     first = await state.backend_health()
     assert await state.backend_health() is first
+
+
+async def test_small_latency_drift_keeps_the_published_view_and_large_moves_replace_it() -> None:
+    state = InProcessState()
+    await state.observe(AttemptObservation(backend="llama", ok=True, ttft_ms=100))
+    first = await state.backend_health()
+    await state.observe(AttemptObservation(backend="llama", ok=True, ttft_ms=101))
+    assert await state.backend_health() is first
+    await state.observe(AttemptObservation(backend="llama", ok=True, ttft_ms=1000))
+    moved = await state.backend_health()
+    assert moved is not first
+    predicted = moved["llama"].predicted_ttft_ms
+    assert predicted is not None
+    assert predicted > 150

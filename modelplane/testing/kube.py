@@ -1197,9 +1197,13 @@ class EmulatedCluster:
         port: int | None = None,
         bookmark_interval: float = 20.0,
         extra_kinds: tuple[KindInfo, ...] = (),
+        retained_changes: int = 100_000,
     ) -> None:
         self.emulator = KubeEmulator(
-            crd_dir=crd_dir, bookmark_interval=bookmark_interval, extra_kinds=extra_kinds
+            crd_dir=crd_dir,
+            bookmark_interval=bookmark_interval,
+            extra_kinds=extra_kinds,
+            retained_changes=retained_changes,
         )
         self._port = port
         self._loop: asyncio.AbstractEventLoop | None = None

@@ -30,12 +30,12 @@ PLURAL = "externalmodels"
 class ExternalModelSpec(ApiModel):
     """How to reach a hosted model and what it can do."""
 
-    provider: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")
+    provider: str = Field(max_length=63, pattern=r"^[a-z0-9][a-z0-9_-]*$")
     model: str = Field(min_length=1, max_length=253)
     api_base: str | None = Field(default=None, pattern=r"^https?://[^\s]+$")
     api_key_secret_ref: SecretKeyRef
     context_window: int | None = Field(default=None, ge=1, le=10_000_000)
-    capabilities: list[Capability] = Field(default_factory=chat_only, min_length=1)
+    capabilities: list[Capability] = Field(default_factory=chat_only, min_length=1, max_length=4)
     input_usd_per_mtok: float | None = Field(default=None, ge=0, alias="inputUSDPerMTok")
     output_usd_per_mtok: float | None = Field(default=None, ge=0, alias="outputUSDPerMTok")
 

@@ -38,10 +38,10 @@ MODEL_URI_PATTERN = (
     r"|gs://[^/\s]+(/[^\s]*)?"
     r"|pvc://[a-z0-9]([-a-z0-9]*[a-z0-9])?(/[^\s]*)?)$"
 )
-ADAPTER_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$"
-SERVED_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._/:-]{0,252}$"
+ADAPTER_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
+SERVED_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._/:-]*$"
 # Triton names a model after its model-repository folder, so a served name is one path segment.
-TRITON_SERVED_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$"
+TRITON_SERVED_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
 
 EngineName = Literal["vllm", "triton"]
 Phase = Literal["Pending", "Progressing", "Ready", "Degraded", "Failed"]
@@ -64,7 +64,7 @@ ModelUri = Annotated[str, Field(max_length=2048), AfterValidator(_check_uri)]
 class LoraAdapter(ApiModel):
     """A LoRA adapter served beside the base model under its own model name."""
 
-    name: str = Field(pattern=ADAPTER_NAME_PATTERN)
+    name: str = Field(max_length=63, pattern=ADAPTER_NAME_PATTERN)
     uri: ModelUri
 
 
@@ -72,9 +72,9 @@ class ModelSource(ApiModel):
     """Which weights to serve and what the served model can do."""
 
     uri: ModelUri
-    served_name: str | None = Field(default=None, pattern=SERVED_NAME_PATTERN)
+    served_name: str | None = Field(default=None, max_length=253, pattern=SERVED_NAME_PATTERN)
     context_window: int = Field(ge=1, le=10_000_000)
-    capabilities: list[Capability] = Field(default_factory=chat_only, min_length=1)
+    capabilities: list[Capability] = Field(default_factory=chat_only, min_length=1, max_length=4)
     adapters: list[LoraAdapter] = Field(default_factory=list, max_length=64)
 
     @model_validator(mode="after")

@@ -43,7 +43,7 @@ ALL_PII_TYPES: tuple[PiiTypeName, ...] = (
 class Tenant(ApiModel):
     """A caller of the router: its API key, defaults, budgets and limits."""
 
-    name: str = Field(pattern=r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+    name: str = Field(max_length=63, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
     api_key_secret_ref: SecretKeyRef
     default_data_class: DataClassName = "internal"
     daily_budget_usd: float | None = Field(default=None, ge=0, alias="dailyBudgetUSD")

@@ -6,6 +6,7 @@ import types
 import typing
 from typing import Any, Literal, Union, get_args, get_origin
 
+import annotated_types
 import pytest
 from modelplane.router.policy import types as policy_types
 from pydantic import BaseModel
@@ -55,7 +56,41 @@ def _mismatches(model: type[BaseModel], schema: dict[str, Any], path: str) -> li
             pass  # the API server always sets it; the CRD cannot require it
         elif info.is_required() != (alias in required):
             problems.append(f"{where}: required {info.is_required()} in the model only")
+        problems += _compare_bounds(info.metadata, info.annotation, child, where)
         problems += _compare_value(info.annotation, child, where)
+    return problems
+
+
+def _model_bounds(metadata: list[Any], annotation: Any) -> dict[str, float]:
+    """The pydantic constraints on a field, named as the CRD schema names them."""
+    annotation = _strip_annotated(_unwrap_optional(_strip_annotated(annotation)))
+    sized = "Items" if get_origin(annotation) in (list, dict) else "Length"
+    bounds: dict[str, float] = {}
+    for item in metadata:
+        if isinstance(item, annotated_types.Ge):
+            bounds["minimum"] = float(item.ge)  # type: ignore[arg-type]
+        elif isinstance(item, annotated_types.Le):
+            bounds["maximum"] = float(item.le)  # type: ignore[arg-type]
+        elif isinstance(item, annotated_types.MinLen):
+            bounds[f"min{sized}"] = item.min_length
+        elif isinstance(item, annotated_types.MaxLen):
+            bounds[f"max{sized}"] = item.max_length
+    return bounds
+
+
+def _compare_bounds(
+    metadata: list[Any], annotation: Any, schema: dict[str, Any], path: str
+) -> list[str]:
+    names = ("minimum", "maximum", "minLength", "maxLength", "minItems", "maxItems")
+    problems = []
+    model = _model_bounds(metadata, annotation)
+    crd = {name: float(schema[name]) for name in names if name in schema}
+    if model != crd:
+        problems.append(f"{path}: bounds {model} in the model, {crd} in the CRD")
+    patterns = [getattr(item, "pattern", None) for item in metadata]
+    model_pattern = next((pattern for pattern in patterns if pattern), None)
+    if model_pattern is not None and model_pattern != schema.get("pattern"):
+        problems.append(f"{path}: pattern {model_pattern!r} != CRD {schema.get('pattern')!r}")
     return problems
 
 

@@ -176,6 +176,8 @@ class InProcessState:
         self._backends: dict[str, _BackendStats] = {}
         self._health: dict[str, BackendHealth] = {}
         self._health_valid_until = math.inf
+        self._day_number = -1
+        self._day_key = ""
 
     async def admit(self, tenant: str, limits: TenantLimits, estimated_tokens: int) -> Admission:
         if not limits.has_rate_limits:
@@ -265,8 +267,16 @@ class InProcessState:
         self._health = health
         self._health_valid_until = valid_until
 
+    def _utc_day(self) -> str:
+        """Today's UTC date as YYYY-MM-DD, formatted once per day rather than per request."""
+        day_number = int(self._clock() // 86400)
+        if day_number != self._day_number:
+            self._day_number = day_number
+            self._day_key = datetime.fromtimestamp(day_number * 86400, UTC).strftime("%Y-%m-%d")
+        return self._day_key
+
     def _current_spend(self, tenant: str) -> _TenantSpend:
-        today = datetime.fromtimestamp(self._clock(), UTC).strftime("%Y-%m-%d")
+        today = self._utc_day()
         entry = self._spend.setdefault(tenant, _TenantSpend())
         if entry.day != today:
             entry.day, entry.day_usd = today, 0.0

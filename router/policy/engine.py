@@ -25,12 +25,13 @@ The surviving backends are then ordered by the ranking stages:
    must be correspondingly faster to win. Ties keep the configured backend order.
 
 The decision is allocation-lean because it runs on every request: one pass over the backends,
-constant reason strings, and a single sort of the eligible ones.
+prebuilt reason tuples, and one sort of the eligible backends per latency tier.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from modelplane.router.policy.types import (
     BackendSnapshot,
@@ -70,14 +71,26 @@ PINNED_UNKNOWN_BACKEND = "pinned:unknown-backend"
 NO_ELIGIBLE_BACKEND = "no-eligible-backend"
 
 _DATA_CLASS_REASONS = {data_class: f"data-class:{data_class.value}" for data_class in DataClass}
-_COST_RANK_REASONS = tuple(f"cost:rank-{rank}" for rank in range(1, 129))
+# The reasons of an eligible backend, by latency reason and cost rank, built once.
+_MAX_PREBUILT_RANK = 128
+_PASSED_REASONS = (PRIVACY_OK, CAPABILITY_OK, HEALTH_OK)
+_ELIGIBLE_REASONS: dict[str | None, tuple[tuple[str, ...], ...]] = {
+    latency: tuple(
+        (*_PASSED_REASONS, *((latency,) if latency else ()), f"cost:rank-{rank}")
+        for rank in range(1, _MAX_PREBUILT_RANK + 1)
+    )
+    for latency in (None, LATENCY_MEETS_TARGET, LATENCY_UNMEASURED, LATENCY_OVER_TARGET)
+}
 
-_LATENCY_TIER_MEETS, _LATENCY_TIER_UNMEASURED, _LATENCY_TIER_OVER = 0, 1, 2
 _PER_MILLION = 1e-6
 
+_Eligible = tuple[float, int, BackendSnapshot, "str | None"]
 
-def _cost_rank_reason(rank: int) -> str:
-    return _COST_RANK_REASONS[rank - 1] if rank <= len(_COST_RANK_REASONS) else f"cost:rank-{rank}"
+
+def _eligible_reasons(latency: str | None, index: int) -> tuple[str, ...]:
+    if index < _MAX_PREBUILT_RANK:
+        return _ELIGIBLE_REASONS[latency][index]
+    return (*_PASSED_REASONS, *((latency,) if latency else ()), f"cost:rank-{index + 1}")
 
 
 def effective_data_class(features: RequestFeatures, settings: PolicySettings) -> DataClass:
@@ -97,166 +110,244 @@ def decide(
     data_class = effective_data_class(features, settings)
     confidential = data_class is DataClass.CONFIDENTIAL
     in_cluster_only = confidential or tenant.in_cluster_only
-    privacy_block_reason = (
-        PRIVACY_EXTERNAL_BLOCKED if confidential else PRIVACY_TENANT_IN_CLUSTER_ONLY
-    )
     pinned = features.pinned_backend
     allowed = tenant.allowed_backends
     needed_context = features.input_tokens + features.max_output_tokens
-    needs_images, needs_tools, needs_json = (
-        features.has_images,
-        features.uses_tools,
-        features.json_mode,
-    )
+    needed_capabilities = _needed_capabilities(features)
     output_tokens = features.max_output_tokens or settings.assumed_output_tokens
     input_tokens = features.input_tokens
     target_ms = settings.latency_target_ms
+    in_cluster = Location.IN_CLUSTER
+    privacy_blocked_reasons = (
+        _EXTERNAL_BLOCKED_REASONS if confidential else _TENANT_IN_CLUSTER_ONLY_REASONS
+    )
 
-    # (latency tier, position, backend, reasons so far, estimated cost) of each eligible backend.
-    eligible: list[tuple[int, int, BackendSnapshot, list[str], float]] = []
+    # Eligible backends per latency tier, best tier first, as (estimated cost, position, backend,
+    # latency reason): the position is unique, so a plain sort orders by cost, then by the
+    # configured order, and never compares backends.
+    meets: list[_Eligible] = []
+    unmeasured: list[_Eligible] = []
+    over: list[_Eligible] = []
     ineligible: list[CandidateVerdict] = []
     pinned_found = False
     policy_violation: str | None = None
 
     for position, backend in enumerate(backends):
-        cost = (
-            input_tokens * backend.input_usd_per_mtok + output_tokens * backend.output_usd_per_mtok
-        ) * _PER_MILLION
         name = backend.name
         if pinned is not None:
             if name != pinned:
-                ineligible.append(CandidateVerdict(name, False, (PINNED_OTHER_BACKEND,), cost))
+                ineligible.append(_verdict(name, False, _PINNED_OTHER_REASONS, 0.0))
                 continue
             pinned_found = True
-
-        reasons: list[str] = []
-        ok = True
-        if allowed is not None and name not in allowed:
-            reasons.append(TENANT_NOT_ALLOWED)
-            ok = False
-            if pinned is not None:
-                policy_violation = f"tenant {tenant.name!r} may not use backend {name!r}"
-
-        # 1. privacy
-        if in_cluster_only and backend.location is not Location.IN_CLUSTER:
-            reasons.append(privacy_block_reason)
-            ok = False
-            if pinned is not None and policy_violation is None:
-                policy_violation = _privacy_violation_message(name, features, data_class, tenant)
-        else:
-            reasons.append(PRIVACY_OK)
-
-        # 2. capability
-        capabilities = backend.capabilities
-        capable = True
-        if backend.context_window < needed_context:
-            reasons.append(CAPABILITY_CONTEXT_TOO_SMALL)
-            capable = False
-        if needs_images and Capability.IMAGES not in capabilities:
-            reasons.append(CAPABILITY_NO_IMAGES)
-            capable = False
-        if needs_tools and Capability.TOOLS not in capabilities:
-            reasons.append(CAPABILITY_NO_TOOLS)
-            capable = False
-        if needs_json and Capability.JSON not in capabilities:
-            reasons.append(CAPABILITY_NO_JSON)
-            capable = False
-        if capable:
-            reasons.append(CAPABILITY_OK)
-        else:
-            ok = False
-
-        # 3. health
-        if backend.in_cooldown:
-            reasons.append(HEALTH_COOLDOWN)
-            ok = False
-        elif not backend.ready:
-            reasons.append(HEALTH_NO_READY_REPLICA)
-            ok = False
-        else:
-            reasons.append(HEALTH_OK)
-
-        if not ok:
-            ineligible.append(CandidateVerdict(name, False, tuple(reasons), cost))
-            continue
-
-        # 4. latency (a tier; the order inside it is the cost stage's)
-        tier = _LATENCY_TIER_MEETS
-        if target_ms is not None:
+        cost = (
+            input_tokens * backend.input_usd_per_mtok + output_tokens * backend.output_usd_per_mtok
+        ) * _PER_MILLION
+        # The common cases, every check passed or only privacy failed, are decided without
+        # building a reason list.
+        private = not in_cluster_only or backend.location is in_cluster
+        if (
+            (allowed is None or name in allowed)
+            and backend.context_window >= needed_context
+            and needed_capabilities <= backend.capabilities
+            and backend.ready
+            and not backend.in_cooldown
+        ):
+            if not private:
+                ineligible.append(_verdict(name, False, privacy_blocked_reasons, cost))
+                if pinned is not None:
+                    policy_violation = _policy_violation_message(
+                        name, privacy_blocked_reasons, features, data_class, tenant
+                    )
+                continue
+            # 4. latency: a tier; the order inside it is the cost stage's.
             ttft = backend.predicted_ttft_ms
-            if ttft is None:
-                reasons.append(LATENCY_UNMEASURED)
-                tier = _LATENCY_TIER_UNMEASURED
+            if target_ms is None:
+                meets.append((cost, position, backend, None))
+            elif ttft is None:
+                unmeasured.append((cost, position, backend, LATENCY_UNMEASURED))
             elif ttft <= target_ms:
-                reasons.append(LATENCY_MEETS_TARGET)
+                meets.append((cost, position, backend, LATENCY_MEETS_TARGET))
             else:
-                reasons.append(LATENCY_OVER_TARGET)
-                tier = _LATENCY_TIER_OVER
-        eligible.append((tier, position, backend, reasons, cost))
+                over.append((cost, position, backend, LATENCY_OVER_TARGET))
+            continue
+        reasons = _failed_check_reasons(
+            backend, features, needed_context, in_cluster_only, confidential, allowed
+        )
+        ineligible.append(_verdict(name, False, reasons, cost))
+        if pinned is not None and (
+            TENANT_NOT_ALLOWED in reasons
+            or PRIVACY_EXTERNAL_BLOCKED in reasons
+            or PRIVACY_TENANT_IN_CLUSTER_ONLY in reasons
+        ):
+            policy_violation = _policy_violation_message(
+                name, reasons, features, data_class, tenant
+            )
 
     # 5. cost
-    if settings.cost_preference is CostPreference.BALANCED and len(eligible) > 1:
-        eligible.sort(key=_balanced_key(eligible))
+    tiers = (meets, unmeasured, over)
+    if settings.cost_preference is CostPreference.BALANCED:
+        _sort_balanced(tiers)
     else:
-        eligible.sort(key=_cheapest_key)
-    ordered = [
-        CandidateVerdict(backend.name, True, (*reasons, _cost_rank_reason(rank)), cost)
-        for rank, (_tier, _position, backend, reasons, cost) in enumerate(eligible, start=1)
-    ]
+        for tier in tiers:
+            tier.sort()
+    ordered: list[CandidateVerdict] = []
+    rank = 0
+    for tier in tiers:
+        for cost, _position, backend, latency in tier:
+            ordered.append(_verdict(backend.name, True, _eligible_reasons(latency, rank), cost))
+            rank += 1
     ordered.extend(ineligible)
+    any_eligible = rank > 0
 
     return Decision(
         data_class=data_class,
         pii_found=features.pii_found,
         candidates=tuple(ordered),
         reasons=_request_reasons(
-            features, data_class, tenant, pinned, pinned_found, bool(eligible)
+            features, data_class, tenant, pinned, pinned_found, any_eligible=any_eligible
         ),
         policy_violation=policy_violation,
     )
 
 
-def _cheapest_key(entry: tuple[int, int, BackendSnapshot, list[str], float]) -> tuple[int, float]:
-    # `sort` is stable, so equal keys keep the configured backend order.
-    return entry[0], entry[4]
+_PINNED_OTHER_REASONS = (PINNED_OTHER_BACKEND,)
+_EXTERNAL_BLOCKED_REASONS = (PRIVACY_EXTERNAL_BLOCKED, CAPABILITY_OK, HEALTH_OK)
+_TENANT_IN_CLUSTER_ONLY_REASONS = (PRIVACY_TENANT_IN_CLUSTER_ONLY, CAPABILITY_OK, HEALTH_OK)
+_NO_CAPABILITIES: frozenset[Capability] = frozenset()
+
+# A frozen dataclass's generated __init__ goes through object.__setattr__ once per field, which
+# doubles the cost of building the one verdict per backend that every decision returns. Writing
+# the slots directly builds the identical object at half the cost.
+_new_verdict = object.__new__
 
 
-def _balanced_key(
-    eligible: list[tuple[int, int, BackendSnapshot, list[str], float]],
-) -> _BalancedKey:
-    highest_cost = max(entry[4] for entry in eligible)
-    measured = [
-        entry[2].predicted_ttft_ms for entry in eligible if entry[2].predicted_ttft_ms is not None
-    ]
-    highest_ttft = max((ttft for ttft in measured if ttft is not None), default=0.0)
-    return _BalancedKey(highest_cost, highest_ttft)
+def _slot_setter(field_name: str) -> Callable[[CandidateVerdict, Any], None]:
+    setter: Callable[[CandidateVerdict, Any], None] = CandidateVerdict.__dict__[field_name].__set__
+    return setter
 
 
-class _BalancedKey:
-    """Sort key for BALANCED: latency tier, then the mean of normalised cost and normalised TTFT."""
-
-    __slots__ = ("highest_cost", "highest_ttft")
-
-    def __init__(self, highest_cost: float, highest_ttft: float) -> None:
-        self.highest_cost = highest_cost
-        self.highest_ttft = highest_ttft
-
-    def __call__(
-        self, entry: tuple[int, int, BackendSnapshot, list[str], float]
-    ) -> tuple[int, float, float]:
-        tier, _position, backend, _reasons, cost = entry
-        cost_share = cost / self.highest_cost if self.highest_cost > 0 else 0.0
-        ttft = backend.predicted_ttft_ms
-        if self.highest_ttft > 0:
-            ttft_share = 1.0 if ttft is None else ttft / self.highest_ttft
-        else:
-            ttft_share = 0.0
-        return tier, 0.5 * cost_share + 0.5 * ttft_share, cost
+_set_backend = _slot_setter("backend")
+_set_eligible = _slot_setter("eligible")
+_set_reasons = _slot_setter("reasons")
+_set_cost = _slot_setter("estimated_cost_usd")
 
 
-def _privacy_violation_message(
-    backend: str, features: RequestFeatures, data_class: DataClass, tenant: TenantPolicy
+def _verdict(
+    backend: str, eligible: bool, reasons: tuple[str, ...], cost: float
+) -> CandidateVerdict:
+    verdict: CandidateVerdict = _new_verdict(CandidateVerdict)
+    _set_backend(verdict, backend)
+    _set_eligible(verdict, eligible)
+    _set_reasons(verdict, reasons)
+    _set_cost(verdict, cost)
+    return verdict
+
+
+def _needed_capabilities(features: RequestFeatures) -> frozenset[Capability]:
+    if not (features.has_images or features.uses_tools or features.json_mode):
+        return _NO_CAPABILITIES
+    needed = set()
+    if features.has_images:
+        needed.add(Capability.IMAGES)
+    if features.uses_tools:
+        needed.add(Capability.TOOLS)
+    if features.json_mode:
+        needed.add(Capability.JSON)
+    return frozenset(needed)
+
+
+def _failed_check_reasons(
+    backend: BackendSnapshot,
+    features: RequestFeatures,
+    needed_context: int,
+    in_cluster_only: bool,
+    confidential: bool,
+    allowed: frozenset[str] | None,
+) -> tuple[str, ...]:
+    """Every reason code of a backend that failed some check: the stages in order."""
+    reasons: list[str] = []
+    if allowed is not None and backend.name not in allowed:
+        reasons.append(TENANT_NOT_ALLOWED)
+    # 1. privacy
+    if in_cluster_only and backend.location is not Location.IN_CLUSTER:
+        reasons.append(PRIVACY_EXTERNAL_BLOCKED if confidential else PRIVACY_TENANT_IN_CLUSTER_ONLY)
+    else:
+        reasons.append(PRIVACY_OK)
+    # 2. capability
+    capabilities = backend.capabilities
+    capable = True
+    if backend.context_window < needed_context:
+        reasons.append(CAPABILITY_CONTEXT_TOO_SMALL)
+        capable = False
+    if features.has_images and Capability.IMAGES not in capabilities:
+        reasons.append(CAPABILITY_NO_IMAGES)
+        capable = False
+    if features.uses_tools and Capability.TOOLS not in capabilities:
+        reasons.append(CAPABILITY_NO_TOOLS)
+        capable = False
+    if features.json_mode and Capability.JSON not in capabilities:
+        reasons.append(CAPABILITY_NO_JSON)
+        capable = False
+    if capable:
+        reasons.append(CAPABILITY_OK)
+    # 3. health
+    if backend.in_cooldown:
+        reasons.append(HEALTH_COOLDOWN)
+    elif not backend.ready:
+        reasons.append(HEALTH_NO_READY_REPLICA)
+    else:
+        reasons.append(HEALTH_OK)
+    return tuple(reasons)
+
+
+def _sort_balanced(tiers: tuple[list[_Eligible], ...]) -> None:
+    """Order each latency tier by the mean of normalised cost and normalised TTFT.
+
+    Both are divided by their highest value among all eligible backends; an unmeasured TTFT
+    counts as the highest. Ties fall back to cost, then configured order.
+    """
+    highest_cost = max((cost for tier in tiers for cost, *_ in tier), default=0.0)
+    highest_ttft = max(
+        (
+            backend.predicted_ttft_ms
+            for tier in tiers
+            for _cost, _position, backend, _latency in tier
+            if backend.predicted_ttft_ms is not None
+        ),
+        default=0.0,
+    )
+    cost_weight = 0.5 / highest_cost if highest_cost > 0 else 0.0
+    ttft_weight = 0.5 / highest_ttft if highest_ttft > 0 else 0.0
+    unmeasured_share = 0.5 if highest_ttft > 0 else 0.0
+    for tier in tiers:
+        # Decorate, sort, undecorate: one comprehension instead of a key call per entry.
+        decorated = [
+            (
+                entry[0] * cost_weight
+                + (
+                    unmeasured_share
+                    if entry[2].predicted_ttft_ms is None
+                    else entry[2].predicted_ttft_ms * ttft_weight
+                ),
+                entry[0],
+                entry[1],
+                entry,
+            )
+            for entry in tier
+        ]
+        decorated.sort()
+        tier[:] = [item[3] for item in decorated]
+
+
+def _policy_violation_message(
+    backend: str,
+    reasons: tuple[str, ...],
+    features: RequestFeatures,
+    data_class: DataClass,
+    tenant: TenantPolicy,
 ) -> str:
+    if TENANT_NOT_ALLOWED in reasons:
+        return f"tenant {tenant.name!r} may not use backend {backend!r}"
     if data_class is DataClass.CONFIDENTIAL:
         if features.data_class is not DataClass.CONFIDENTIAL and features.pii_found:
             found = ", ".join(sorted(pii.value for pii in features.pii_found))
@@ -276,6 +367,7 @@ def _request_reasons(
     tenant: TenantPolicy,
     pinned: str | None,
     pinned_found: bool,
+    *,
     any_eligible: bool,
 ) -> tuple[str, ...]:
     reasons = [_DATA_CLASS_REASONS[data_class]]

@@ -85,6 +85,7 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
         "image": {"digest": "sha256:" + "a" * 64},
         "imagePullSecrets": ["registry"],
         "fullnameOverride": "plane",
+        "commonLabels": {"team": "ml-platform"},
     },
 }
 

@@ -768,3 +768,33 @@ def test_container_arguments_are_accepted_by_the_modelplane_command(
         except SystemExit:
             pytest.fail(f"{value_set}: `modelplane {' '.join(args)}` is refused by the CLI")
         assert callable(parsed.run)
+
+
+def _schema_paths(schema: dict[str, Any], definitions: dict[str, Any], prefix: str) -> set[str]:
+    if "$ref" in schema:
+        schema = definitions[schema["$ref"].rsplit("/", 1)[1]]
+    paths = set()
+    for key, child in schema.get("properties", {}).items():
+        paths.add(f"{prefix}{key}")
+        if child.get("additionalProperties") is False or "$ref" in child:
+            paths |= _schema_paths(child, definitions, f"{prefix}{key}.")
+    return paths
+
+
+def _value_paths(values: dict[str, Any], prefix: str) -> set[str]:
+    paths = set()
+    for key, value in values.items():
+        paths.add(f"{prefix}{key}")
+        if isinstance(value, dict):
+            paths |= _value_paths(value, f"{prefix}{key}.")
+    return paths
+
+
+def test_every_schema_property_is_a_value_in_values_yaml() -> None:
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    in_schema = _schema_paths(schema, schema["definitions"], "")
+    in_values = _value_paths(values, "")
+    # `global` is Helm's; `claims` an optional field of Kubernetes' ResourceRequirements.
+    missing = {path for path in in_schema - in_values if path != "global"}
+    assert {path for path in missing if not path.endswith(".claims")} == set()

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import itertools
 import signal
 import time
@@ -98,6 +99,7 @@ class LoopbackUpstream:
             behaviour=Behaviour(reply_text=reply_text, ttft_s=ttft_s, token_delay_s=token_delay_s),
             record=record,
         )
+        self._initial_behaviour = dataclasses.replace(self._shared.behaviour)
         self._server: asyncio.Server | None = None
 
     # --- control ---------------------------------------------------------------------------
@@ -123,10 +125,16 @@ class LoopbackUpstream:
         """Chat-completion requests received so far, oldest first."""
         return self._shared.received
 
+    @property
+    def in_flight(self) -> int:
+        """Requests being answered right now (delayed or streaming ones)."""
+        return self._shared.in_flight
+
     def reset(self) -> None:
-        """Forget received requests and clear faults."""
+        """Forget received requests, clear faults and restore the initial behaviour."""
         self._shared.received.clear()
         self._shared.faults = Faults()
+        self._shared.behaviour = dataclasses.replace(self._initial_behaviour)
 
     @property
     def port(self) -> int:

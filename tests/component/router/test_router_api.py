@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 
 import httpx
@@ -274,3 +275,25 @@ def test_explain_shows_the_decision_and_calls_nothing_upstream(
     assert explained["estimate"]["cost_usd"] >= 0
     assert upstreams.llama.received == []
     assert upstreams.gpt.received == []
+
+
+def test_a_client_leaving_mid_stream_stops_the_upstream_generation(
+    router: RouterProcess, upstreams: Upstreams
+) -> None:
+    # 200 tokens at 0.1 s each: the generation would still run long after the deadline below.
+    upstreams.llama.behaviour.reply_text = " ".join(["token"] * 200)
+    upstreams.llama.behaviour.token_delay_s = 0.1
+    with httpx.stream(
+        "POST",
+        f"{router.base_url}/chat/completions",
+        json={"model": "auto", "messages": HELLO, "stream": True},
+        headers={"Authorization": f"Bearer {API_KEY}"},
+        timeout=10,
+    ) as response:
+        first = next(response.iter_lines())
+        assert first.startswith("data: ")
+        assert upstreams.llama.in_flight == 1
+    deadline = time.monotonic() + 5
+    while upstreams.llama.in_flight and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert upstreams.llama.in_flight == 0

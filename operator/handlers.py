@@ -20,6 +20,7 @@ wasteful, and standalone mode needs no KopfPeering resources or RBAC for them.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -63,10 +64,14 @@ def build_registry(
         configure_kopf(settings, options)
 
     @kopf.on.login(registry=registry)
-    def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
-        info = connection() if connection is not None else kopf.login_via_client(**kwargs)
+    async def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+        # kubeconfig or the in-cluster service account (file reads, maybe an exec plugin).
+        if connection is not None:
+            info = connection()
+        else:
+            info = await asyncio.to_thread(kopf.login_via_client, **kwargs)
         if info is not None:
-            api.use(info)
+            api.use(info)  # on kopf's loop: at every re-login too, the session is replaced there
         return info
 
     @kopf.on.cleanup(registry=registry)

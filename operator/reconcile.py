@@ -26,7 +26,14 @@ from modelplane.operator.builders import (
     pod_selector_string,
     status_url,
 )
-from modelplane.operator.kubeapi import FIELD_MANAGER, KNOWN_KINDS, JsonDict, KubeApi, kind_ref
+from modelplane.operator.kubeapi import (
+    FIELD_MANAGER,
+    KNOWN_KINDS,
+    JsonDict,
+    KubeApi,
+    KubeApiError,
+    kind_ref,
+)
 from modelplane.operator.settings import OperatorSettings
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -180,10 +187,21 @@ class Reconciler:
         for child_kind in CHILD_KINDS:
             if child_kind.kind in NEVER_PRUNED or child_kind.kind in self._unserved_kinds:
                 continue
+            if child_kind.kind == "ScaledObject" and not self.settings.keda.enabled:
+                continue  # without KEDA the operator neither makes nor may touch ScaledObjects
             ref = kind_ref({"apiVersion": child_kind.api_version, "kind": child_kind.kind})
-            existing = await self.api.list(ref, namespace, label_selector=f"{OWNER_LABEL}={name}")
+            try:
+                existing = await self.api.list(
+                    ref, namespace, label_selector=f"{OWNER_LABEL}={name}"
+                )
+            except KubeApiError as error:
+                if error.status != 403:
+                    raise
+                existing = None
             if existing is None:
-                # The cluster does not serve the kind (e.g. no KEDA installed): nothing to prune.
+                # Not served (e.g. no KEDA installed) or not permitted: nothing this operator
+                # made can be there, so there is nothing to prune. Not asked again until restart.
+                log.warning("Not pruning %ss: not served here, or not permitted", child_kind.kind)
                 self._unserved_kinds.add(child_kind.kind)
                 continue
             for obj in existing:

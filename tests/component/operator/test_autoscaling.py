@@ -1,0 +1,65 @@
+"""Autoscaling children: an HPA, or a KEDA ScaledObject where KEDA is on; pruned when unwanted."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from modelplane.operator.reconcile import ReconcileOptions
+from modelplane.operator.settings import KedaSettings, OperatorSettings
+
+from modelplane.testing.kube import KEDA_SCALED_OBJECT, EmulatedCluster, KubeHttpClient, wait_for
+from modelplane.testing.operator import model_deployment, running_operator
+
+AUTOSCALING = {"autoscaling": {"minReplicas": 1, "maxReplicas": 3, "targetQueueDepth": 4}}
+
+
+def test_autoscaling_gets_an_hpa_and_losing_it_prunes_the_hpa(
+    operator: Any, kube: KubeHttpClient, namespace: str
+) -> None:
+    kube.create(model_deployment("llama", namespace, AUTOSCALING))
+
+    hpa = wait_for(lambda: kube.get("HorizontalPodAutoscaler", namespace, "llama"), what="an HPA")
+    wait_for(lambda: kube.get("PodDisruptionBudget", namespace, "llama"), what="a PDB")
+    assert hpa["spec"]["maxReplicas"] == 3
+
+    kube.patch("ModelDeployment", namespace, "llama", {"spec": {"autoscaling": None}})
+
+    wait_for(
+        lambda: (
+            kube.get("HorizontalPodAutoscaler", namespace, "llama") is None
+            and kube.get("PodDisruptionBudget", namespace, "llama") is None
+        ),
+        what="the HPA and PDB pruned",
+    )
+    deployment = kube.get("Deployment", namespace, "llama")
+    assert deployment is not None
+    assert deployment["spec"]["replicas"] == 1  # the replica count is the operator's again
+
+
+@pytest.fixture(scope="module")
+def keda_cluster() -> Iterator[EmulatedCluster]:
+    with EmulatedCluster(extra_kinds=(KEDA_SCALED_OBJECT,)) as running:
+        yield running
+
+
+def test_with_keda_on_autoscaling_gets_a_scaled_object_instead(
+    keda_cluster: EmulatedCluster, namespace: str, fast_options: ReconcileOptions
+) -> None:
+    kube = keda_cluster.client()
+    settings = OperatorSettings(keda=KedaSettings(enabled=True))
+    with running_operator(keda_cluster.url, settings=settings, options=fast_options):
+        kube.create(model_deployment("llama", namespace, AUTOSCALING))
+
+        scaled = wait_for(
+            lambda: kube.get("ScaledObject", namespace, "llama"), what="a ScaledObject"
+        )
+        assert kube.get("HorizontalPodAutoscaler", namespace, "llama") is None
+        assert scaled["spec"]["maxReplicaCount"] == 3
+
+        kube.patch("ModelDeployment", namespace, "llama", {"spec": {"autoscaling": None}})
+        wait_for(
+            lambda: kube.get("ScaledObject", namespace, "llama") is None,
+            what="the ScaledObject pruned",
+        )

@@ -69,7 +69,7 @@ def build_registry(
         if connection is not None:
             info = connection()
         else:
-            info = await asyncio.to_thread(kopf.login_via_client, **kwargs)
+            info = await asyncio.to_thread(_login_via_kubeconfig, kwargs)
         if info is not None:
             api.use(info)  # on kopf's loop: at every re-login too, the session is replaced there
         return info
@@ -139,6 +139,11 @@ def build_registry(
         )(handler)
 
     return registry, reconciler
+
+
+def _login_via_kubeconfig(kwargs: dict[str, Any]) -> kopf.ConnectionInfo | None:
+    info: kopf.ConnectionInfo | None = kopf.login_via_client(**kwargs)
+    return info
 
 
 def _body_handler(run: Callable[..., Any], guarded: Callable[[Any], Any]) -> Callable[..., Any]:

@@ -66,6 +66,7 @@ def build_registry(
     @kopf.on.login(registry=registry)
     async def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
         # kubeconfig or the in-cluster service account (file reads, maybe an exec plugin).
+        info: kopf.ConnectionInfo | None
         if connection is not None:
             info = connection()
         else:

@@ -38,8 +38,10 @@ test-component: venv
 test-e2e: venv
 	$(BIN)/python -m pytest tests/e2e -q -m e2e
 
+# vLLM's CPU build (~3.4 GB) and PyTriton get venvs of their own under .cache/engines, built once.
 test-engines: venv
-	$(BIN)/python -m pytest tests/engines -q -m engines -p no:cacheprovider
+	tools/engines/setup-venvs.sh vllm triton
+	$(BIN)/python -m pytest tests/engines -q -m engines -s -rxXs -p no:cacheprovider --timeout 1200
 
 # mypy cannot follow setuptools' editable finder, so it reads a link tree that mirrors the
 # installed layout (modelplane/, with operator/ and router/ mapped in).

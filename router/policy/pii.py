@@ -48,6 +48,7 @@ import ipaddress
 import json
 import math
 import re
+from collections import Counter
 from collections.abc import Callable, Iterator, Set
 from dataclasses import dataclass
 
@@ -67,6 +68,13 @@ class PiiMatch:
 # --------------------------------------------------------------------------- shared helpers
 
 _CONTEXT_CHARS = 24
+_CONTEXT_PUNCTUATION = ".:#-=()[]'\""
+
+
+def _words_before(text: str, start: int, count: int) -> list[str]:
+    """The last `count` words before `start`, lowercased and without punctuation."""
+    window = text[max(0, start - _CONTEXT_CHARS) : start].lower().split()[-count:]
+    return [word.strip(_CONTEXT_PUNCTUATION) for word in window]
 
 
 def _is_word_char(char: str) -> bool:
@@ -83,22 +91,17 @@ def _char_at(text: str, index: int) -> str:
 
 
 def _shannon_bits_per_char(value: str) -> float:
+    # H = log2(n) - sum(c * log2(c)) / n over the character counts c.
     length = len(value)
-    counts: dict[str, int] = {}
-    for char in value:
-        counts[char] = counts.get(char, 0) + 1
-    return -sum(n / length * math.log2(n / length) for n in counts.values())
+    weighted = sum(count * math.log2(count) for count in Counter(value).values())
+    return math.log2(length) - weighted / length
 
 
 def _looks_random(value: str, *, min_length: int = 16) -> bool:
     """A secret, not a word or placeholder: long, mixed character classes, high entropy."""
     if len(value) < min_length:
         return False
-    classes = (
-        any(c.isdigit() for c in value)
-        + any(c.islower() for c in value)
-        + any(c.isupper() for c in value)
-    )
+    classes = any(map(str.isdigit, value)) + (value.upper() != value) + (value.lower() != value)
     return classes >= 2 and _shannon_bits_per_char(value) >= 3.0
 
 
@@ -148,18 +151,33 @@ _CLASS_MAP = bytes(
 )  # fmt: skip
 _MAPPED_CANDIDATE = re.compile(rb"0[0 .\-/()]{6,}")  # the shortest numeric PII: 1.1.1.1
 _MAPPED_IBAN_START = b"AA00"
+_MAPPED_ISO_DATE = re.compile(rb"0000-00-00(?: 00)?")
 # Digit groups joined by single separators; "(" and ")" appear in phone area codes and "(0)".
 _CLUSTER = re.compile(r"[0-9]+(?:(?:[ .\-/]|\) ?| ?\()[0-9]+)*")
 _SPLIT_GROUPS = re.compile(r"([^0-9]+)")  # split() alternates digit groups and separators
 _MIN_NUMERIC_CLUSTER = 7
 
 # Numbers right after these words are references, not phone numbers ("order no. 0123 456 789").
-_ORDER_NUMBER_BEFORE = re.compile(
-    r"\b(?:order|invoice|ref|reference|tracking|ticket|serial|isbn|sku|part|case|account)"
-    r"\b[^0-9A-Za-z]{0,2}(?:no|nr|number|id)?[^0-9A-Za-z]{0,3}\Z",
-    re.IGNORECASE,
+_ORDER_NUMBER_WORDS = frozenset(
+    {"order", "invoice", "ref", "reference", "tracking", "ticket", "serial", "isbn", "sku"}
+    | {"part", "case", "account"}
 )
-_VERSION_BEFORE = re.compile(r"(?:\b[Vv]|version|release|build)[ :]*\Z", re.IGNORECASE)
+_NUMBER_WORDS = frozenset({"no", "nr", "number", "id", "#", ""})
+_VERSION_WORDS = frozenset({"v", "version", "release", "build"})
+
+
+def _after_order_word(text: str, start: int) -> bool:
+    words = _words_before(text, start, 2)
+    if not words:
+        return False
+    if words[-1] in _NUMBER_WORDS and len(words) == 2:
+        return words[0] in _ORDER_NUMBER_WORDS
+    return words[-1] in _ORDER_NUMBER_WORDS
+
+
+def _after_version_word(text: str, start: int) -> bool:
+    words = _words_before(text, start, 1)
+    return bool(words) and words[0] in _VERSION_WORDS
 
 
 class _Wanted:
@@ -209,12 +227,7 @@ def _scan_numeric(text: str, wanted: _Wanted) -> Iterator[PiiMatch]:
     hits: list[PiiMatch] = []
     for candidate in _MAPPED_CANDIDATE.finditer(class_map):
         start, end = candidate.span()
-        digit_count = class_map.count(b"0", start, end)
-        # Under 9 digits and not a dotted quad: only an international phone number fits.
-        short = digit_count < 9 and class_map.count(b".", start, end) < 3
-        if short and (
-            digit_count < 8 or not (text[start - 1 : start] == "+" or text[start] == "0")
-        ):
+        if _cannot_be_numeric_pii(text, start, candidate.group()):
             continue
         for cluster_match in _CLUSTER.finditer(text, start, end):
             cluster_start, cluster_end = cluster_match.span()
@@ -227,6 +240,26 @@ def _scan_numeric(text: str, wanted: _Wanted) -> Iterator[PiiMatch]:
             hits.clear()
             if not wanted.numeric():
                 return
+
+
+def _cannot_be_numeric_pii(text: str, start: int, mapped: bytes) -> bool:
+    """Cheap rejections on the class map, before any cluster is parsed.
+
+    Most digit runs in prompts are dates, timestamps, counters and ids; this keeps them from
+    reaching the validators. Under 9 digits only a dotted quad or an international phone number
+    fits; an unseparated run only as an SSN (9 digits), a card (13-19) or an international
+    number; an ISO date, with or without the hour, is never anything else.
+    """
+    core = mapped.rstrip(b" .-/()")
+    if core.count(b".") >= 3:
+        return False
+    digit_count = core.count(b"0")
+    international = text[start - 1 : start] == "+" or text.startswith("00", start)
+    if digit_count < 9:
+        return digit_count < 8 or not international
+    if digit_count == len(core):
+        return not (international or digit_count == 9 or 13 <= digit_count <= 19)
+    return _MAPPED_ISO_DATE.fullmatch(core) is not None
 
 
 def _validate_cluster(
@@ -257,10 +290,8 @@ def _validate_cluster(
     parts = _SPLIT_GROUPS.split(cluster)
     groups, separators = parts[::2], parts[1::2]
     if wanted.ip_address and "." in cluster:
-        hits.extend(
-            PiiMatch(PiiType.IP_ADDRESS, address)
-            for address in _ipv4_in_cluster(text, start, cluster)
-        )
+        for address in _ipv4_in_cluster(text, start, cluster):
+            hits.append(PiiMatch(PiiType.IP_ADDRESS, address))
     digit_count = sum(map(len, groups))
     international = before == "+" or cluster.startswith("00")
     if digit_count < (8 if international else 9):
@@ -269,7 +300,7 @@ def _validate_cluster(
         hits.extend(
             PiiMatch(PiiType.PAYMENT_CARD, card) for card in _cards_in_groups(groups, separators)
         )
-    if wanted.us_ssn:
+    if wanted.us_ssn and (len(groups) >= 3 or digit_count == 9):
         hits.extend(
             PiiMatch(PiiType.US_SSN, ssn)
             for ssn in _ssns_in_groups(text, start, groups, separators)
@@ -295,15 +326,13 @@ _CARD_GROUPINGS = frozenset(
 )
 
 
+_LUHN_DOUBLED = (0, 2, 4, 6, 8, 1, 3, 5, 7, 9)  # each digit doubled, digits of the result summed
+
+
 def luhn_valid(digits: str) -> bool:
-    total = 0
-    for position, char in enumerate(reversed(digits)):
-        value = ord(char) - 48
-        if position % 2 == 1:
-            value *= 2
-            if value > 9:
-                value -= 9
-        total += value
+    total = sum(map(int, digits[-1::-2])) + sum(
+        map(_LUHN_DOUBLED.__getitem__, map(int, digits[-2::-2]))
+    )
     return total % 10 == 0
 
 
@@ -364,7 +393,11 @@ def _cards_in_groups(groups: list[str], separators: list[str]) -> Iterator[str]:
 # --------------------------------------------------------------------------- US SSN
 
 _SAMPLE_SSNS = frozenset({"078051120", "219099999", "123456789"})
-_SSN_BEFORE = re.compile(r"\b(?:ssn|social security(?: number| no)?)\b\W{0,4}\Z", re.IGNORECASE)
+_SSN_WORDS = frozenset({"ssn", "ssn#", "security"})  # "SSN:", "social security (number)"
+
+
+def _after_ssn_word(text: str, start: int) -> bool:
+    return not _SSN_WORDS.isdisjoint(_words_before(text, start, 3))
 
 
 def is_us_ssn(digits: str) -> bool:
@@ -395,7 +428,7 @@ def _ssns_in_groups(
         len(groups) == 1
         and len(groups[0]) == 9
         and is_us_ssn(groups[0])
-        and _SSN_BEFORE.search(text, max(0, start - _CONTEXT_CHARS), start)
+        and _after_ssn_word(text, start)
     ):
         yield groups[0]
 
@@ -485,15 +518,18 @@ def is_ipv4(value: str) -> bool:
     return first not in ("127", "0", "255")
 
 
-def _ipv4_in_cluster(text: str, start: int, cluster: str) -> Iterator[str]:
-    # The first token is no address after a version word, inside a longer dotted run, or as
-    # the IPv4 tail of an IPv6 address.
-    first_token_excluded = _char_before(text, start) in ".:" or bool(
-        _VERSION_BEFORE.search(text, max(0, start - _CONTEXT_CHARS), start)
-    )
+def _ipv4_in_cluster(text: str, start: int, cluster: str) -> list[str]:
+    found = []
     for index, token in enumerate(_NOT_DOT.split(cluster)):
-        if token.count(".") == 3 and not (index == 0 and first_token_excluded) and is_ipv4(token):
-            yield token
+        if token.count(".") == 3 and is_ipv4(token):
+            # The first token is no address inside a longer dotted run, as the IPv4 tail of an
+            # IPv6 address, or after a version word.
+            if index == 0 and (
+                _char_before(text, start) in ".:" or _after_version_word(text, start)
+            ):
+                continue
+            found.append(token)
+    return found
 
 
 _IPV6_ANCHOR = re.compile(r":(?:[0-9A-Fa-f]{1,4})?:")
@@ -521,17 +557,26 @@ def _scan_ipv6(text: str) -> Iterator[str]:
         anchor = _IPV6_ANCHOR.search(text, position)
         if anchor is None:
             return
-        head = _IPV6_HEAD.search(text, max(0, anchor.start() - _IPV6_MAX_LENGTH), anchor.start())
-        first = head.start() if head is not None else anchor.start()
-        tail = _IPV6_TAIL.match(text, anchor.end(), anchor.end() + _IPV6_MAX_LENGTH)
-        last = tail.end() if tail is not None else anchor.end()
+        anchor_start, anchor_end = anchor.span()
+        position = anchor_end
+        # Without "::" an address needs 6 or 7 colons: times such as 10:42:17 stop here.
+        window_start = max(0, anchor_start - _IPV6_MAX_LENGTH)
+        if anchor_end - anchor_start > 2 and (
+            text.count(":", window_start, anchor_end + _IPV6_MAX_LENGTH) < 6
+            and text.find("::", window_start, anchor_end + _IPV6_MAX_LENGTH) == -1
+        ):
+            continue
+        head = _IPV6_HEAD.search(text, window_start, anchor_start)
+        first = head.start() if head is not None else anchor_start
+        tail = _IPV6_TAIL.match(text, anchor_end, anchor_end + _IPV6_MAX_LENGTH)
+        last = tail.end() if tail is not None else anchor_end
         candidate = text[first:last].rstrip(".")
         bounded = not _is_word_char(_char_before(text, first)) and not _is_word_char(
             _char_at(text, first + len(candidate))
         )
         if bounded and is_ipv6(candidate):
             yield candidate
-        position = max(last, anchor.end())
+        position = max(last, anchor_end)
 
 
 # --------------------------------------------------------------------------- phone numbers
@@ -612,20 +657,22 @@ def _phone_in_cluster(
         if _is_word_char(_char_before(text, start - 1)):
             return None  # arithmetic such as "3+4 5678 9012"
         return _international_phone(groups, separators, prefix="+")
-    if before == "#" or _ORDER_NUMBER_BEFORE.search(text, max(0, start - _CONTEXT_CHARS), start):
+    if before == "#":
         return None
     # A number may follow other digits in the same cluster ("2 (415) 555-2671"): try every
-    # group that starts after a space.
-    for first in range(len(groups)):
+    # group that starts after a space and could begin a number (country, area or trunk code).
+    for first, group in enumerate(groups):
         if first == 0:
             before_group = before
         elif separators[first - 1] in (" ", " ("):
             before_group = separators[first - 1][-1]
         else:
             continue
+        if len(group) not in (1, 3) and group[0] != "0":
+            continue
         phone = _national_phone(before_group, groups[first:], separators[first:])
         if phone is not None:
-            return phone
+            return None if _after_order_word(text, start) else phone
     return None
 
 
@@ -725,16 +772,10 @@ _PEM_PRIVATE_KEY = re.compile(
     r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----\s+(?:[A-Za-z\-]+:[^\n]*\n\s*)*"
     r"([A-Za-z0-9+/=\s]{40,})"
 )
-_ASSIGNMENT_KEYWORDS = (
-    "key",
-    "secret",
-    "token",
-    "passw",
-    "pwd",
-    "credential",
-)
+# Substrings of the names secrets are assigned to: api_key, SECRET_KEY, auth_token, password.
+_ASSIGNMENT_KEYWORDS = ("key", "secret", "token", "passw")
 _ASSIGNMENT = re.compile(
-    r"[A-Za-z0-9_.\-]*(?:key|secret|token|passw(?:or)?d|pwd|credentials?)[A-Za-z0-9_\-]*"
+    r"[A-Za-z0-9_.\-]*(?:key|secret|token|passw(?:or)?d)[A-Za-z0-9_\-]*"
     r"[\"']?[ \t]*(?::=|=|:|=>)[ \t]*[\"'`]?([A-Za-z0-9/+_\-.~=!@#$%^&*]{12,200})",
     re.IGNORECASE,
 )

@@ -7,13 +7,22 @@ from __future__ import annotations
 
 import argparse
 import re
+import sys
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.harness import REPO_ROOT
+
 # py-spy frames look like `function (path/to/file.py:123)`; the line number is dropped so a
 # function counts once however many of its lines were sampled.
 FRAME_LINE = re.compile(r":\d+\)$")
+# Checked in order: a venv inside the repo holds site-packages under the repo's root.
+PATH_MARKERS = (
+    "site-packages/",
+    f"/lib/python{sys.version_info.major}.{sys.version_info.minor}/",
+    f"{REPO_ROOT}/",
+)
 IDLE_FUNCTIONS = (
     "select (selectors.py",
     "run_forever (asyncio",
@@ -65,8 +74,9 @@ class Hotspots:
 
 
 def shorten(frame: str) -> str:
+    """`function (file)` with the file relative to site-packages, the stdlib or the repo."""
     frame = FRAME_LINE.sub(")", frame.strip())
-    for marker in ("site-packages/", "/lib/python3.11/", "/work/main/"):
+    for marker in PATH_MARKERS:
         if marker in frame:
             function, _, location = frame.partition(" (")
             return f"{function} ({location.split(marker, 1)[1]}"

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import sys
+
+from bench.harness import REPO_ROOT
 from bench.hotspots import component, parse
 
+ROOT = str(REPO_ROOT)
+STDLIB = f"python{sys.version_info.major}.{sys.version_info.minor}"
 PROFILE = "\n".join(
     [
-        "main (/work/main/modelplane/cli.py:10);run (asyncio/runners.py:118) 5",
-        "main (/work/main/modelplane/cli.py:10);decide (/work/main/router/policy/engine.py:40) 3",
-        "main (/work/main/modelplane/cli.py:10);decide (/work/main/router/policy/engine.py:41) 1",
-        "main (/work/main/modelplane/cli.py:10);"
-        "_request (/x/site-packages/aiohttp/client.py:700) 1",
-        "main (/work/main/modelplane/cli.py:10);select (/usr/lib/python3.11/selectors.py:468) 10",
+        f"main ({ROOT}/modelplane/cli.py:10);run (asyncio/runners.py:118) 5",
+        f"main ({ROOT}/modelplane/cli.py:10);decide ({ROOT}/router/policy/engine.py:40) 3",
+        f"main ({ROOT}/modelplane/cli.py:10);decide ({ROOT}/router/policy/engine.py:41) 1",
+        f"main ({ROOT}/modelplane/cli.py:10);_request (/x/site-packages/aiohttp/client.py:700) 1",
+        f"main ({ROOT}/modelplane/cli.py:10);select (/usr/lib/{STDLIB}/selectors.py:468) 10",
         "not a sample line",
     ]
 )

@@ -212,9 +212,9 @@ class _Wanted:
         return self.numeric() or self.email or self.credential
 
 
-def _scan_numeric(text: str, wanted: _Wanted) -> Iterator[PiiMatch]:
+def _scan_numeric(text: str, ascii_text: bytes, wanted: _Wanted) -> Iterator[PiiMatch]:
     """Validate every digit cluster against each numeric type still wanted."""
-    class_map = text.encode("ascii", "replace").translate(_CLASS_MAP)
+    class_map = ascii_text.translate(_CLASS_MAP)
     if wanted.iban:
         position = class_map.find(_MAPPED_IBAN_START)
         while position != -1:
@@ -448,13 +448,20 @@ _IBAN_LENGTHS: dict[str, int] = {
     "SC": 31, "SD": 18, "SE": 24, "SI": 19, "SK": 24, "SM": 27, "SO": 23, "ST": 25, "SV": 28,
     "TL": 23, "TN": 24, "TR": 26, "UA": 29, "VA": 22, "VG": 24, "XK": 20, "YE": 30,
 }  # fmt: skip
-_IBAN_SHAPE = re.compile(r"[A-Z]{2}[0-9]{2}(?: ?[A-Z0-9]){11,34}")
+
+
+# ISO 13616 turns letters into two digits (A=10 ... Z=35) before the mod-97 check.
+_IBAN_LETTER_DIGITS = str.maketrans({chr(code): str(code - 55) for code in range(65, 91)})
+# One pattern per IBAN length, so a match ends exactly where an IBAN of that country ends.
+_IBAN_OF_LENGTH = {
+    length: re.compile(rf"[A-Z]{{2}}[0-9]{{2}}(?: ?[A-Z0-9]){{{length - 4}}}")
+    for length in set(_IBAN_LENGTHS.values())
+}
 
 
 def iban_checksum_valid(compact: str) -> bool:
     rearranged = compact[4:] + compact[:4]
-    numeric = "".join(str(int(char, 36)) for char in rearranged)
-    return int(numeric) % 97 == 1
+    return int(rearranged.translate(_IBAN_LETTER_DIGITS)) % 97 == 1
 
 
 def is_iban(value: str) -> bool:
@@ -474,25 +481,15 @@ def is_iban(value: str) -> bool:
 def _iban_at(text: str, start: int) -> str | None:
     if start < 0 or _is_word_char(_char_before(text, start)):
         return None
-    shape = _IBAN_SHAPE.match(text, start)
-    if shape is None:
-        return None
     expected = _IBAN_LENGTHS.get(text[start : start + 2])
     if expected is None:
         return None
-    # The shape may run on into following capitalised words: cut it at the country's length,
-    # which must end where the IBAN's text ends.
-    seen = 0
-    for position in range(start, shape.end()):
-        if text[position] != " ":
-            seen += 1
-            if seen == expected:
-                end = position + 1
-                if _is_word_char(_char_at(text, end)):
-                    return None
-                candidate = text[start:end]
-                return candidate if is_iban(candidate) else None
-    return None
+    # The country's length must end where the IBAN's text ends, not inside a longer token.
+    match = _IBAN_OF_LENGTH[expected].match(text, start)
+    if match is None or _is_word_char(_char_at(text, match.end())):
+        return None
+    candidate = match.group()
+    return candidate if is_iban(candidate) else None
 
 
 # --------------------------------------------------------------------------- IP addresses
@@ -790,8 +787,6 @@ def _bounded(text: str, start: int, end: int) -> bool:
 
 
 def _scan_openai_keys(text: str) -> Iterator[str]:
-    if "sk-" not in text:
-        return
     for match in _OPENAI_KEY.finditer(text):
         if _bounded(text, match.start(), match.end()) and _looks_random(
             match.group(1), min_length=20
@@ -800,16 +795,12 @@ def _scan_openai_keys(text: str) -> Iterator[str]:
 
 
 def _scan_aws_keys(text: str) -> Iterator[str]:
-    if "AKIA" not in text and "ASIA" not in text:
-        return
     for match in _AWS_ACCESS_KEY.finditer(text):
         if _bounded(text, match.start(), match.end()):
             yield match.group()
 
 
 def _scan_github_tokens(text: str) -> Iterator[str]:
-    if "gh" not in text:
-        return
     for match in _GITHUB_TOKEN.finditer(text):
         value = match.group()
         body = value[4:] if value.startswith("gh") else value[11:]
@@ -818,8 +809,6 @@ def _scan_github_tokens(text: str) -> Iterator[str]:
 
 
 def _scan_slack_tokens(text: str) -> Iterator[str]:
-    if "xox" not in text:
-        return
     for match in _SLACK_TOKEN.finditer(text):
         segments = match.group()[5:].split("-")
         if (
@@ -834,8 +823,6 @@ def _scan_slack_tokens(text: str) -> Iterator[str]:
 
 
 def _scan_bearer_tokens(text: str) -> Iterator[str]:
-    if "earer" not in text:
-        return
     for match in _BEARER.finditer(text):
         token = match.group(1)
         if not _is_word_char(_char_before(text, match.start())) and _looks_random(token):
@@ -854,16 +841,12 @@ def is_jwt(value: str) -> bool:
 
 
 def _scan_jwts(text: str) -> Iterator[str]:
-    if "eyJ" not in text:
-        return
     for match in _JWT.finditer(text):
         if _bounded(text, match.start(), match.end()) and is_jwt(match.group()):
             yield match.group()
 
 
 def _scan_private_keys(text: str) -> Iterator[str]:
-    if "PRIVATE KEY" not in text:
-        return
     for match in _PEM_PRIVATE_KEY.finditer(text):
         body = "".join(match.group(1).split())
         if len(body) >= 40 and _looks_random(body, min_length=40):
@@ -887,21 +870,35 @@ def _scan_assignments(text: str) -> Iterator[str]:
             position = folded.find(keyword, position + len(keyword))
 
 
-_CREDENTIAL_SCANNERS: tuple[Callable[[str], Iterator[str]], ...] = (
-    _scan_openai_keys,
-    _scan_aws_keys,
-    _scan_github_tokens,
-    _scan_slack_tokens,
-    _scan_private_keys,
-    _scan_jwts,
-    _scan_bearer_tokens,
-    _scan_assignments,
+# Each scanner behind the literal its credentials start with, so a prompt without that literal
+# costs one substring search and no generator.
+_TOKEN_CREDENTIAL_SCANNERS: tuple[tuple[str, Callable[[str], Iterator[str]]], ...] = (
+    ("sk-", _scan_openai_keys),
+    ("IA", _scan_aws_keys),  # AKIA, ASIA
+    ("gh", _scan_github_tokens),
+    ("xox", _scan_slack_tokens),
+    ("eyJ", _scan_jwts),
+    ("earer", _scan_bearer_tokens),
+    ("", _scan_assignments),
 )
+# Every credential but a PEM block holds a run of at least 16 characters from this set (the
+# scanners above require that much), so prose without such a run skips them all after one
+# translate and one substring search.
+_TOKEN_CHARS = frozenset(
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-+/=.~!@#$%^&*"
+)
+_TOKEN_MAP = bytes(ord("w") if chr(code) in _TOKEN_CHARS else ord(" ") for code in range(256))
+_LONG_TOKEN = b"w" * 16
 
 
-def _scan_credentials(text: str) -> Iterator[str]:
-    for scanner in _CREDENTIAL_SCANNERS:
-        yield from scanner(text)
+def _scan_credentials(text: str, ascii_text: bytes) -> Iterator[str]:
+    if "PRIVATE KEY" in text:
+        yield from _scan_private_keys(text)
+    if _LONG_TOKEN not in ascii_text.translate(_TOKEN_MAP):
+        return
+    for literal, scanner in _TOKEN_CREDENTIAL_SCANNERS:
+        if literal in text:
+            yield from scanner(text)
 
 
 # --------------------------------------------------------------------------- public API
@@ -919,8 +916,10 @@ def _iter_pii(text: str, wanted: _Wanted) -> Iterator[PiiMatch]:
             yield PiiMatch(PiiType.EMAIL, email)
             if not wanted.wants(PiiType.EMAIL):
                 break
+    # One byte per character ("?" for anything not ASCII), so positions match the text's.
+    ascii_text = text.encode("ascii", "replace")
     if wanted.credential:
-        for credential in _scan_credentials(text):
+        for credential in _scan_credentials(text, ascii_text):
             yield PiiMatch(PiiType.CREDENTIAL, credential)
             if not wanted.wants(PiiType.CREDENTIAL):
                 break
@@ -930,7 +929,7 @@ def _iter_pii(text: str, wanted: _Wanted) -> Iterator[PiiMatch]:
             if not wanted.wants(PiiType.IP_ADDRESS):
                 break
     if wanted.numeric():
-        yield from _scan_numeric(text, wanted)
+        yield from _scan_numeric(text, ascii_text, wanted)
 
 
 def find_pii(text: str, types: Set[PiiType] | None = None) -> list[PiiMatch]:

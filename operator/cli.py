@@ -7,6 +7,7 @@ The operator runs standalone (no kopf peering): deploy exactly one replica.
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 
@@ -33,8 +34,9 @@ def register(parser: argparse.ArgumentParser) -> None:
     run.add_argument(
         "--resync-seconds",
         type=float,
-        default=30.0,
-        help="reconcile every resource at least this often, at most 60 (default: 30)",
+        default=45.0,
+        help="reconcile every resource at least this often, at most 60 (default: 45); child "
+        "changes are repaired at once through watches, the resync is the safety net",
     )
     run.add_argument(
         "--liveness",
@@ -50,9 +52,14 @@ def run_operator(args: argparse.Namespace) -> int:
     from modelplane.operator.handlers import build_registry
     from modelplane.operator.reconcile import ReconcileOptions
     from modelplane.operator.settings import load_settings
+    from pydantic import ValidationError
 
-    settings = load_settings(args.settings)
-    options = ReconcileOptions(resync_seconds=args.resync_seconds)
+    try:
+        settings = load_settings(args.settings)
+        options = ReconcileOptions(resync_seconds=args.resync_seconds)
+    except (ValidationError, OSError) as error:
+        print(f"modelplane operator run: {error}", file=sys.stderr)
+        return 2
     registry, _ = build_registry(settings, options)
     kopf.configure(verbose=args.verbose)
     namespaces = args.namespace or []

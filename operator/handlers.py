@@ -105,7 +105,9 @@ def build_registry(
         registry=registry,
     )
     async def resync_model_deployment(body: kopf.Body, **_: Any) -> None:
-        await guarded(reconciler.reconcile_model_deployment(body))
+        # Only a spec change (or a restart with new settings) makes a child unwanted, and those
+        # passes prune; the resync restores and refreshes without listing every child kind.
+        await guarded(reconciler.reconcile_model_deployment(body, prune=False))
 
     @kopf.on.delete(**md, optional=True, registry=registry)
     def forget_model_deployment(namespace: str | None, name: str, **_: Any) -> None:

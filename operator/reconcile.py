@@ -59,7 +59,7 @@ class ReconcileOptions(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     resync_seconds: float = Field(
-        default=30.0,
+        default=45.0,
         gt=0,
         le=60,
         description="Every resource is reconciled at least this often, repairing any drift.",

@@ -13,7 +13,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 
@@ -79,28 +79,36 @@ class ManagedProcess:
             return ""
         return "\n".join(text.splitlines()[-lines:])
 
-    def wait_until_http_ok(self, url: str, timeout_s: float) -> float:
-        """Poll `url` until it answers 2xx; returns the seconds waited. Fails fast if we exit."""
+    def wait_until(self, what: str, probe: Callable[[], bool], timeout_s: float) -> float:
+        """Poll `probe` until it holds; returns the seconds waited. Fails fast if we exit."""
         started = time.monotonic()
         deadline = started + timeout_s
-        with httpx.Client(timeout=2.0) as client:
-            while time.monotonic() < deadline:
-                code = self.exited()
-                if code is not None:
-                    raise ProcessStartError(
-                        f"{self.name} exited with code {code} while starting; "
-                        f"last lines of {self.log_path}:\n{self.log_tail()}"
-                    )
-                try:
-                    if client.get(url).is_success:
-                        return time.monotonic() - started
-                except httpx.TransportError:
-                    pass
-                time.sleep(0.2)
+        while time.monotonic() < deadline:
+            code = self.exited()
+            if code is not None:
+                raise ProcessStartError(
+                    f"{self.name} exited with code {code} while starting; "
+                    f"last lines of {self.log_path}:\n{self.log_tail()}"
+                )
+            if probe():
+                return time.monotonic() - started
+            time.sleep(0.2)
         raise ProcessStartError(
-            f"{self.name} did not answer {url} within {timeout_s:.0f} s; "
+            f"{self.name} did not {what} within {timeout_s:.0f} s; "
             f"last lines of {self.log_path}:\n{self.log_tail()}"
         )
+
+    def wait_until_http_ok(self, url: str, timeout_s: float) -> float:
+        """Poll `url` until it answers 2xx; returns the seconds waited."""
+        with httpx.Client(timeout=2.0) as client:
+
+            def answers() -> bool:
+                try:
+                    return client.get(url).is_success
+                except httpx.TransportError:
+                    return False
+
+            return self.wait_until(f"answer {url}", answers, timeout_s)
 
     def stop(self) -> None:
         process = self._process

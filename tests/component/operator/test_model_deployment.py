@@ -269,3 +269,23 @@ def test_invalid_spec_gets_a_reason_and_leaves_children_untouched(
         lambda: _status(kube, namespace, "llama").get("phase") == "Progressing",
         what="recovery once the spec is fixed",
     )
+
+
+def test_failing_api_calls_are_retried_until_the_children_exist(
+    operator: Any, cluster: EmulatedCluster, kube: KubeHttpClient, namespace: str
+) -> None:
+    cluster.call(
+        cluster.emulator.inject_failures,
+        "PATCH",
+        f"/namespaces/{namespace}/deployments/",
+        status=503,
+        times=3,
+    )
+
+    kube.create(model_deployment("llama", namespace))
+
+    wait_for(
+        lambda: _status(kube, namespace, "llama").get("observedGeneration") == 1,
+        what="status after the failures passed",
+    )
+    assert kube.get("Deployment", namespace, "llama") is not None

@@ -232,12 +232,27 @@ def build_workload(total: int) -> WorkloadPlan:
         )
     for index in range(counts[Kind.BURST]):
         reference = next_reference()
-        question = PUBLIC_QUESTIONS[(index + 5) % len(PUBLIC_QUESTIONS)]
-        by_kind[Kind.BURST].append(
-            WorkloadItem(
-                reference, Kind.BURST, chat(reference, question), None, False, stream=index % 2 == 0
+        stream = index % 2 == 0
+        if index % 4 == 3:
+            # Confidential requests in the burst must wait for the busy in-house model: spilling
+            # over is for public traffic only.
+            codename = f"{CODENAMES[index % len(CODENAMES)]}-{7100 + index}"
+            task = CONFIDENTIAL_TASKS[index % len(CONFIDENTIAL_TASKS)].format(codename=codename)
+            item = WorkloadItem(
+                reference,
+                Kind.BURST,
+                chat(reference, task),
+                "confidential",
+                True,
+                stream,
+                secrets=(codename,),
             )
-        )
+        else:
+            question = PUBLIC_QUESTIONS[(index + 5) % len(PUBLIC_QUESTIONS)]
+            item = WorkloadItem(
+                reference, Kind.BURST, chat(reference, question), None, False, stream
+            )
+        by_kind[Kind.BURST].append(item)
     return WorkloadPlan(phase=interleave(by_kind), burst=by_kind[Kind.BURST])
 
 

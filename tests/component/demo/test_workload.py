@@ -61,3 +61,11 @@ def test_non_sensitive_prompts_hold_no_pii_that_would_skew_the_routing() -> None
 def test_long_context_request_exceeds_smollm2_context_window() -> None:
     (item,) = [item for item in build_workload(48).items if item.kind is Kind.LONG_CONTEXT]
     assert len(item.messages[-1]["content"]) / 4 > 8192
+
+
+def test_burst_mixes_in_confidential_requests_that_must_not_spill_over() -> None:
+    burst = build_workload(48).burst
+    confidential = [item for item in burst if item.data_class == "confidential"]
+    assert confidential
+    assert all(item.sensitive and item.secrets for item in confidential)
+    assert len(confidential) < len(burst) - len(confidential)  # mostly public: spillover shows

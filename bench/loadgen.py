@@ -8,8 +8,10 @@ Modes (one JSON object on stdout):
 - `closed`: `--concurrency` connections, each sends its next request when the last one finished,
   for `--duration` seconds (or `--requests` in total). `--concurrency 1` is the sequential mode.
 - `open`: requests start at a fixed `--rate` per second whatever the server does; latency counts
-  from the scheduled start, so a server that falls behind shows its queueing (no coordinated
-  omission). `achieved_rps` below the rate means the server saturated.
+  from when the generator dispatched a request, including any wait for a free connection, so a
+  server that falls behind shows its queueing (no coordinated omission), while the generator's
+  own lateness (it shares a core) is reported apart as `dispatch_lag_p99_ms`. `achieved_rps`
+  below the rate means the server saturated.
 
 Run: `python -m bench.loadgen --url http://127.0.0.1:P/v1/chat/completions --mode closed ...`.
 """
@@ -107,6 +109,7 @@ class ClientConnection(asyncio.Protocol):
 class Recorder:
     stream: bool
     latencies_s: list[float] = field(default_factory=list)
+    dispatch_lag_s: list[float] = field(default_factory=list)
     errors: int = 0
     first_error: str = ""
 
@@ -185,10 +188,10 @@ async def run_open(
     in_flight: set[asyncio.Task[None]] = set()
     slots = asyncio.Semaphore(max_connections)
 
-    async def fire(scheduled: float) -> None:
+    async def fire(dispatched: float) -> None:
         async with slots:
             connection = idle.pop() if idle else None
-            reused = await one_request(target, connection, recorder, scheduled)
+            reused = await one_request(target, connection, recorder, dispatched)
             if reused is not None:
                 idle.append(reused)
 
@@ -199,7 +202,9 @@ async def run_open(
         delay = scheduled - time.perf_counter()
         if delay > 0:
             await asyncio.sleep(delay)
-        task = asyncio.create_task(fire(scheduled))
+        dispatched = time.perf_counter()
+        recorder.dispatch_lag_s.append(dispatched - scheduled)
+        task = asyncio.create_task(fire(dispatched))
         in_flight.add(task)
         task.add_done_callback(in_flight.discard)
     if in_flight:
@@ -230,6 +235,9 @@ def summarise(recorder: Recorder, elapsed_s: float, cpu_s: float) -> dict[str, o
         "p90_ms": round(percentile(ordered, 0.90) * ms, 4),
         "p99_ms": round(percentile(ordered, 0.99) * ms, 4),
         "max_ms": round(ordered[-1] * ms, 4) if ordered else float("nan"),
+        "dispatch_lag_p99_ms": round(percentile(sorted(recorder.dispatch_lag_s), 0.99) * ms, 4)
+        if recorder.dispatch_lag_s
+        else 0.0,
         "loadgen_cpu_s": round(cpu_s, 3),
     }
 

@@ -650,26 +650,27 @@ def _phone_in_cluster(
     text: str, start: int, groups: list[str], separators: list[str]
 ) -> str | None:
     before = _char_before(text, start)
-    if before == "+":
-        if _is_word_char(_char_before(text, start - 1)):
-            return None  # arithmetic such as "3+4 5678 9012"
-        return _international_phone(groups, separators, prefix="+")
-    if before == "#":
-        return None
+    if before == "+" and not _is_word_char(_char_before(text, start - 1)):
+        # ("3+4 5678 9012" is arithmetic: a "+" after a digit or letter starts no number.)
+        phone = _international_phone(groups, separators, prefix="+")
+        if phone is not None:
+            return phone
     # A number may follow other digits in the same cluster ("2 (415) 555-2671"): try every
     # group that starts after a space and could begin a number (country, area or trunk code).
     for first, group in enumerate(groups):
         if first == 0:
+            if before in ("+", "#"):
+                continue  # "#0123 456 789" is a reference; "+..." was tried above
             before_group = before
-        elif separators[first - 1] in (" ", " ("):
+        elif separators[first - 1] in (" ", " (", ") "):
             before_group = separators[first - 1][-1]
         else:
             continue
         if len(group) not in (1, 3) and group[0] != "0":
             continue
         phone = _national_phone(before_group, groups[first:], separators[first:])
-        if phone is not None:
-            return None if _after_order_word(text, start) else phone
+        if phone is not None and not (first == 0 and _after_order_word(text, start)):
+            return phone
     return None
 
 
@@ -736,23 +737,27 @@ def _trunk_phone(before: str, groups: list[str], separators: list[str]) -> str |
     separator = separators[1] if parenthesised and len(separators) > 1 else separators[0]
     if separator not in (" ", "-", ".", "/", ")", ") "):
         return None
-    digits = groups[0]
+    # The longest run of groups with 9-12 digits: a trailing unrelated number ("... 0958 6")
+    # does not hide the phone number before it.
+    digits = len(groups[0])
+    last = 0
     for index in range(1, len(groups)):
         joined_by = separators[index - 1]
         if joined_by != separator and not (index == 1 and parenthesised):
             break
         if not 2 <= len(groups[index]) <= 8:
             break
-        digits += groups[index]
-        if len(digits) > 12:
-            return None
-        next_continues = index + 1 < len(groups) and separators[index] == separator
-        if len(digits) >= 9 and not next_continues:
-            value = _join(groups, separators, 0, index)
-            if _looks_like_date(value):
-                return None
-            return f"({value}" if parenthesised else value
-    return None
+        digits += len(groups[index])
+        if digits > 12:
+            break
+        if digits >= 9:
+            last = index
+    if not last:
+        return None
+    value = _join(groups, separators, 0, last)
+    if _looks_like_date(value):
+        return None
+    return f"({value}" if parenthesised else value
 
 
 # --------------------------------------------------------------------------- credentials

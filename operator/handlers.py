@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import kopf
@@ -82,7 +82,7 @@ def build_registry(
     def resource(kind: str) -> dict[str, Any]:
         return {"group": API_GROUP, "version": API_VERSION, "plural": _PLURAL_BY_KIND[kind]}
 
-    async def guarded(call: Any) -> None:
+    async def guarded(call: Awaitable[object]) -> None:
         """Run a pass; an API failure is retried by kopf after a back-off."""
         try:
             await call
@@ -92,9 +92,9 @@ def build_registry(
     # ModelDeployment: handlers return nothing, so kopf stores no results in the status.
     md = resource("ModelDeployment")
 
-    @kopf.on.resume(**md, registry=registry)
-    @kopf.on.create(**md, registry=registry)
-    @kopf.on.update(**md, registry=registry)
+    @kopf.on.resume(**md, registry=registry, id="reconcile-ModelDeployment")
+    @kopf.on.create(**md, registry=registry, id="reconcile-ModelDeployment")
+    @kopf.on.update(**md, registry=registry, id="reconcile-ModelDeployment")
     async def reconcile_model_deployment(body: kopf.Body, **_: Any) -> None:
         await guarded(reconciler.reconcile_model_deployment(body))
 
@@ -103,13 +103,14 @@ def build_registry(
         interval=options.resync_seconds,
         initial_delay=options.resync_seconds,
         registry=registry,
+        id="resync-ModelDeployment",
     )
     async def resync_model_deployment(body: kopf.Body, **_: Any) -> None:
         # Only a spec change (or a restart with new settings) makes a child unwanted, and those
         # passes prune; the resync restores and refreshes without listing every child kind.
         await guarded(reconciler.reconcile_model_deployment(body, prune=False))
 
-    @kopf.on.delete(**md, optional=True, registry=registry)
+    @kopf.on.delete(**md, optional=True, registry=registry, id="forget-ModelDeployment")
     def forget_model_deployment(namespace: str | None, name: str, **_: Any) -> None:
         reconciler.forget(namespace or "", name)
 
@@ -149,7 +150,10 @@ def _login_via_kubeconfig(kwargs: dict[str, Any]) -> kopf.ConnectionInfo | None:
     return info
 
 
-def _body_handler(run: Callable[..., Any], guarded: Callable[[Any], Any]) -> Callable[..., Any]:
+def _body_handler(
+    run: Callable[[kopf.Body], Awaitable[object]],
+    guarded: Callable[[Awaitable[object]], Awaitable[None]],
+) -> Callable[..., Awaitable[None]]:
     async def handler(body: kopf.Body, **_: Any) -> None:
         await guarded(run(body))
 

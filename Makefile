@@ -20,9 +20,11 @@ help:
 venv: $(STAMP)
 
 $(STAMP): pyproject.toml setup.py
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	# -P: without it `python -m` puts this folder first on sys.path, where operator/ shadows the
+	# stdlib module of that name and a fresh venv's pip cannot even start.
+	test -x $(BIN)/python || $(PYTHON) -P -m venv $(VENV)
 	# uv resolves this dependency set in seconds where pip backtracks for many minutes.
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv
+	$(BIN)/python -P -m pip install --quiet --disable-pip-version-check uv
 	$(BIN)/uv pip install --quiet --python $(BIN)/python -e '.[dev,demo]'
 	touch $@
 

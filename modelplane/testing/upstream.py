@@ -38,7 +38,7 @@ class Faults:
 
     status: int | None = None  # answer with this HTTP status and an OpenAI error body
     drop_connection: bool = False  # close the connection without any answer
-    fail_stream_after_events: int | None = None  # streams: cut the connection after N events
+    fail_stream_after_events: int | None = None  # streams: close the connection after N events
 
 
 @dataclass(slots=True)
@@ -314,7 +314,9 @@ class _Connection(asyncio.Protocol):
             cut_after = shared.faults.fail_stream_after_events
             for index, event in enumerate(_stream_events(shared, request)):
                 if cut_after is not None and index >= cut_after:
-                    transport.abort()
+                    # close, not abort: a reset could discard the events already sent, turning
+                    # a mid-stream failure into one before the first byte
+                    transport.close()
                     return
                 if index > 0 and behaviour.token_delay_s > 0:
                     await asyncio.sleep(behaviour.token_delay_s)

@@ -82,6 +82,7 @@ def router_config(
     *,
     gpt_adapter: str | None = None,
     cooldown_failures: int = 3,
+    llama_timeout_s: float = 5,
 ) -> str:
     adapter_line = f"\n            adapter: {gpt_adapter}" if gpt_adapter else ""
     return textwrap.dedent(
@@ -95,7 +96,7 @@ def router_config(
             capabilities: [chat, json]
             gpu_hour_usd: 1.2
             tokens_per_second: 2500
-            timeout_s: 5
+            timeout_s: {llama_timeout_s}
           - name: gpt-4o
             model: openai/gpt-4o
             api_base: {gpt_base}

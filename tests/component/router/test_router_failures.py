@@ -58,9 +58,14 @@ def test_a_dropped_connection_falls_back_for_a_stream_too(
 
 @pytest.fixture
 def router_with_llama_down(upstreams: Upstreams, tmp_path: Path) -> Iterator[RouterProcess]:
-    """A router whose in-cluster backend points at a port nothing listens on."""
+    """A router whose in-cluster backend points at a port nothing listens on.
+
+    A confidential request waits up to the backend's timeout for it to become ready before the
+    503, so that timeout is short here.
+    """
     nothing_listens = f"http://127.0.0.1:{free_port()}/v1"
-    yield from start_router(router_config(nothing_listens, upstreams.gpt.base_url), tmp_path)
+    config = router_config(nothing_listens, upstreams.gpt.base_url, llama_timeout_s=0.5)
+    yield from start_router(config, tmp_path)
 
 
 def test_confidential_request_with_the_cluster_down_is_503_and_never_leaves(

@@ -47,7 +47,7 @@ from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetr
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
-from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+from opentelemetry.sdk.trace.sampling import ALWAYS_ON, ParentBased, Sampler, TraceIdRatioBased
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from prometheus_client import CollectorRegistry, generate_latest
 from pydantic import BaseModel, ConfigDict, Field
@@ -66,6 +66,8 @@ _DURATION_BUCKETS = (
 _TTFT_BUCKETS = (
     0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
 )  # fmt: skip
+# Requested models are client-chosen strings: bound how many attribute sets are cached.
+_MAX_ATTRIBUTE_SETS = 1024
 _DECISION_BUCKETS = (0.00001, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01)
 
 
@@ -170,7 +172,7 @@ class Telemetry:
         resource = Resource.create({"service.name": settings.service_name})
         self._tracer_provider = TracerProvider(
             resource=resource,
-            sampler=ParentBased(TraceIdRatioBased(settings.trace_sample_ratio)),
+            sampler=_sampler(settings.trace_sample_ratio),
         )
         for processor in span_processors:
             self._tracer_provider.add_span_processor(processor)
@@ -247,6 +249,9 @@ class Telemetry:
             description="Price per million tokens: measured for self-hosted, list for external",
         )
         self._backend_infos: tuple[Catalog, Mapping[str, BackendInfo]] | None = None
+        self._attribute_sets: dict[
+            tuple[str, str, str], tuple[dict[str, str], dict[str, str], dict[str, str]]
+        ] = {}
         self.audit_log = audit_log
         if audit_log is None and settings.audit_log:
             self.audit_log = AuditLog.open(settings.audit_log, settings.audit_flush_interval_s)
@@ -321,6 +326,28 @@ class Telemetry:
         )
         return RequestTrace(self, span, tenant, requested_model)
 
+    def _metric_attributes(
+        self, system: str, requested_model: str, backend: str
+    ) -> tuple[dict[str, str], dict[str, str], dict[str, str]]:
+        """The attribute sets of a finished request's metrics, built once per combination."""
+        key = (system, requested_model, backend)
+        cached = self._attribute_sets.get(key)
+        if cached is None:
+            common = {
+                "gen_ai.operation.name": "chat",
+                "gen_ai.system": system,
+                "gen_ai.request.model": requested_model,
+                "modelplane.backend": backend,
+            }
+            cached = (
+                common,
+                {**common, "gen_ai.token.type": "input"},
+                {**common, "gen_ai.token.type": "output"},
+            )
+            if len(self._attribute_sets) < _MAX_ATTRIBUTE_SETS:
+                self._attribute_sets[key] = cached
+        return cached
+
     def export_prometheus(self) -> bytes:
         """The Prometheus text exposition of every metric (for the router's `/metrics`)."""
         if self.prometheus_registry is None:
@@ -381,7 +408,8 @@ class RequestTrace:
         if decision.pii_found:
             span.set_attribute("modelplane.pii", sorted(pii.value for pii in decision.pii_found))
         codes = (*decision.reasons, *(chosen.reasons if chosen else ()))
-        span.set_attribute("modelplane.reasons", list(dict.fromkeys(codes)))
+        # One string, as in the x-modelplane-decision header: cheaper to record than an array.
+        span.set_attribute("modelplane.reasons", ",".join(dict.fromkeys(codes)))
         blocked = any(
             reason in _PRIVACY_BLOCKS
             for candidate in decision.candidates
@@ -436,20 +464,13 @@ class RequestTrace:
         info = self._backends.get(backend)
         system = _system(info.litellm_model) if info else ""
         duration = time.perf_counter() - self._started
-        metric_attributes = {
-            "gen_ai.operation.name": "chat",
-            "gen_ai.system": system,
-            "gen_ai.request.model": self._requested_model,
-            "modelplane.backend": backend,
-        }
+        metric_attributes, input_attributes, output_attributes = telemetry._metric_attributes(
+            system, self._requested_model, backend
+        )
         if input_tokens:
-            telemetry._token_usage.record(
-                input_tokens, {**metric_attributes, "gen_ai.token.type": "input"}
-            )
+            telemetry._token_usage.record(input_tokens, input_attributes)
         if output_tokens:
-            telemetry._token_usage.record(
-                output_tokens, {**metric_attributes, "gen_ai.token.type": "output"}
-            )
+            telemetry._token_usage.record(output_tokens, output_attributes)
         telemetry._request_duration.record(duration, metric_attributes)
         if ttft_s is not None:
             telemetry._time_to_first_token.record(ttft_s, metric_attributes)
@@ -553,6 +574,11 @@ class AttemptTrace:
         self._span.set_attribute("error.type", error_type)
         self._span.set_status(Status(StatusCode.ERROR, message[:200]))
         self._span.end()
+
+
+def _sampler(ratio: float) -> Sampler:
+    # Sampling everything needs no per-span decision work; the ratio sampler costs microseconds.
+    return ALWAYS_ON if ratio >= 1.0 else ParentBased(TraceIdRatioBased(ratio))
 
 
 def _otlp_exporters(endpoint: str) -> tuple[SpanExporter, Any]:

@@ -448,6 +448,15 @@ def write_html(report: DemoReport, chart: Path, path: Path, title: str) -> None:
         for v in report.violations
     )
     summary = "".join(f"<li>{html.escape(line)}</li>" for line in summary_lines(report))
+    # Only the simulated provider keeps a receiving-end log; the real API has none.
+    simulated_note = (
+        f'<p class="simulated">{html.escape(report.external_label)}: real GPT-4o list prices '
+        "from LiteLLM's price map and a typical GPT-4o latency profile, but canned answers. The "
+        "self-hosted model is real (SmolLM2-135M-Instruct on llama.cpp) and generates real text."
+        "</p>"
+        if report.external_requests_received is not None
+        else ""
+    )
     page = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <style>
@@ -459,9 +468,7 @@ th {{ background: #f3f3f3; }}
 img {{ max-width: 100%; }}
 </style></head><body>
 <h1>{html.escape(title)}</h1>
-<p class="simulated">{html.escape(report.external_label)}: real GPT-4o list prices from LiteLLM's
-price map and a typical GPT-4o latency profile, but canned answers. The self-hosted model is real
-(SmolLM2-135M-Instruct on llama.cpp) and generates real text.</p>
+{simulated_note}
 <img src="data:image/png;base64,{image}" alt="where the traffic went and why">
 <h2>Per backend</h2><table><tr>{header}</tr>{body}</table>
 <h2>Per kind of request</h2><table><tr><th>kind</th><th>served by</th></tr>{kinds}</table>

@@ -60,8 +60,9 @@ format: venv
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+# `make demo REQUESTS=12` runs a shorter workload.
 demo: venv
-	$(BIN)/modelplane demo
+	$(BIN)/modelplane demo $(if $(REQUESTS),--requests $(REQUESTS))
 
 bench: venv
 	$(BIN)/python -m bench --quick

@@ -74,6 +74,9 @@ class _Shared:
     received: list[ReceivedRequest] = field(default_factory=list)
     record: bool = True
     in_flight: int = 0
+    # vLLM's counters, so a scraper can measure completion rate and throughput
+    requests_completed: int = 0
+    generated_tokens: int = 0
     ids: itertools.count[int] = field(default_factory=itertools.count)
     transports: set[asyncio.Transport] = field(default_factory=set)
 
@@ -344,6 +347,12 @@ class _Connection(asyncio.Protocol):
             "# HELP vllm:kv_cache_usage_perc KV-cache usage. 1 means 100 percent usage.",
             "# TYPE vllm:kv_cache_usage_perc gauge",
             f"vllm:kv_cache_usage_perc{label} {float(metrics.kv_cache_usage)}",
+            "# HELP vllm:request_success_total Count of successfully processed requests.",
+            "# TYPE vllm:request_success_total counter",
+            f"vllm:request_success_total{label} {float(shared.requests_completed)}",
+            "# HELP vllm:generation_tokens_total Number of generation tokens processed.",
+            "# TYPE vllm:generation_tokens_total counter",
+            f"vllm:generation_tokens_total{label} {float(shared.generated_tokens)}",
         ]
         return ("\n".join(lines) + "\n").encode()
 
@@ -416,6 +425,8 @@ def _tool_to_call(request: dict[str, Any]) -> str | None:
 def _completion(shared: _Shared, request: dict[str, Any]) -> bytes:
     content = _reply_content(shared, request)
     prompt_tokens, completion_tokens = _prompt_tokens(request), len(content.split())
+    shared.requests_completed += 1
+    shared.generated_tokens += completion_tokens
     tool = _tool_to_call(request)
     message: dict[str, Any] = {"role": "assistant", "content": None if tool else content}
     if tool is not None:
@@ -451,6 +462,8 @@ def _completion(shared: _Shared, request: dict[str, Any]) -> bytes:
 def _stream_events(shared: _Shared, request: dict[str, Any]) -> list[bytes]:
     content = _reply_content(shared, request)
     words = content.split(" ")
+    shared.requests_completed += 1
+    shared.generated_tokens += len(words)
     identity = f"chatcmpl-loopback-{next(shared.ids)}"
     created = int(time.time())
     model = request.get("model") or shared.model

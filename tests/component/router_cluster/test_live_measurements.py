@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
+import httpx
 import pytest
 from modelplane.router.adapters.live import CatalogChanges, LiveCatalog, LiveLatencyState
 from modelplane.router.adapters.metrics_scraper import (
@@ -115,3 +116,28 @@ async def test_catalog_changes_wakes_a_waiter() -> None:
     source.replace(base)
 
     assert await waiter is True
+
+
+async def test_self_hosted_price_follows_measured_throughput(upstream: LoopbackUpstream) -> None:
+    base = catalog_from_config(parse_config(config_text(upstream.base_url)))
+    source = CatalogSource(base)
+    live: list[LiveCatalog] = []
+    scraper = EngineMetricsScraper(on_round=lambda: live[0].scrape_round_completed())
+    live.append(LiveCatalog(source, scraper))
+    live[0].set_base(base, [ScrapeTarget("llama", metrics_url_for(upstream.base_url), 3.6)])
+    body = {"model": "llama-3-8b", "messages": [{"role": "user", "content": "hi"}]}
+    try:
+        await scraper.scrape_once()
+        async with httpx.AsyncClient() as client:
+            for _ in range(20):
+                await client.post(f"{upstream.base_url}/chat/completions", json=body)
+        await scraper.scrape_once()
+    finally:
+        await scraper.aclose()
+
+    engine = scraper.live()["llama"]
+    assert engine.tokens_per_second is not None
+    assert engine.tokens_per_second > 0
+    price = source.current.backends["llama"].snapshot.output_usd_per_mtok
+    assert price == pytest.approx(3.6 / engine.tokens_per_second * 1e6 / 3600, rel=0.01)
+    assert price != base.backends["llama"].snapshot.output_usd_per_mtok

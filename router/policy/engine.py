@@ -88,8 +88,7 @@ _Eligible = tuple[float, int, BackendSnapshot, "str | None"]
 
 
 def _eligible_reasons(latency: str | None, index: int) -> tuple[str, ...]:
-    if index < _MAX_PREBUILT_RANK:
-        return _ELIGIBLE_REASONS[latency][index]
+    """Reasons of the eligible backend at `index` (0-based) in the order, past the prebuilt ones."""
     return (*_PASSED_REASONS, *((latency,) if latency else ()), f"cost:rank-{index + 1}")
 
 
@@ -136,7 +135,12 @@ def decide(
         name = backend.name
         if pinned is not None:
             if name != pinned:
-                ineligible.append(_verdict(name, False, _PINNED_OTHER_REASONS, 0.0))
+                verdict = _new_verdict(CandidateVerdict)
+                _set_backend(verdict, name)
+                _set_eligible(verdict, False)
+                _set_reasons(verdict, _PINNED_OTHER_REASONS)
+                _set_cost(verdict, 0.0)
+                ineligible.append(verdict)
                 continue
             pinned_found = True
         cost = (
@@ -190,11 +194,22 @@ def decide(
     else:
         for tier in tiers:
             tier.sort()
+    # The verdicts are built inline (see _verdict): this loop runs once per eligible backend.
     ordered: list[CandidateVerdict] = []
     rank = 0
     for tier in tiers:
         for cost, _position, backend, latency in tier:
-            ordered.append(_verdict(backend.name, True, _eligible_reasons(latency, rank), cost))
+            verdict = _new_verdict(CandidateVerdict)
+            _set_backend(verdict, backend.name)
+            _set_eligible(verdict, True)
+            _set_reasons(
+                verdict,
+                _ELIGIBLE_REASONS[latency][rank]
+                if rank < _MAX_PREBUILT_RANK
+                else _eligible_reasons(latency, rank),
+            )
+            _set_cost(verdict, cost)
+            ordered.append(verdict)
             rank += 1
     ordered.extend(ineligible)
     any_eligible = rank > 0

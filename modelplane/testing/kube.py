@@ -135,16 +135,31 @@ class KindInfo:
 _STATUS = frozenset({"status"})
 
 BUILTIN_KINDS: tuple[KindInfo, ...] = (
-    KindInfo("", "v1", "namespaces", "Namespace", namespaced=False, subresources=_STATUS),
+    KindInfo(
+        "",
+        "v1",
+        "namespaces",
+        "Namespace",
+        namespaced=False,
+        subresources=_STATUS,
+        short_names=("ns",),
+    ),
     KindInfo("", "v1", "secrets", "Secret"),
-    KindInfo("", "v1", "configmaps", "ConfigMap"),
-    KindInfo("", "v1", "services", "Service", subresources=_STATUS),
+    KindInfo("", "v1", "configmaps", "ConfigMap", short_names=("cm",)),
+    KindInfo("", "v1", "services", "Service", subresources=_STATUS, short_names=("svc",)),
     KindInfo("", "v1", "persistentvolumeclaims", "PersistentVolumeClaim", subresources=_STATUS),
-    KindInfo("", "v1", "pods", "Pod", subresources=_STATUS),
+    KindInfo("", "v1", "pods", "Pod", subresources=_STATUS, short_names=("po",)),
     KindInfo("", "v1", "events", "Event"),
     KindInfo("", "v1", "serviceaccounts", "ServiceAccount"),
     KindInfo("events.k8s.io", "v1", "events", "Event"),
-    KindInfo("apps", "v1", "deployments", "Deployment", subresources=_STATUS | {"scale"}),
+    KindInfo(
+        "apps",
+        "v1",
+        "deployments",
+        "Deployment",
+        subresources=_STATUS | {"scale"},
+        short_names=("deploy",),
+    ),
     KindInfo(
         "autoscaling",
         "v2",
@@ -462,6 +477,18 @@ class KubeEmulator(kmock.KubernetesEmulator):
             subresources=set(info.subresources),
         )
 
+    async def _serve_version(self, request: kmock.Request) -> kmock.Payload:
+        # kmock names the core group version "/v1"; kubectl wants "v1".
+        # And it repeats a kind's short names on its subresources, which confuses kubectl.
+        payload = await super()._serve_version(request)
+        if isinstance(payload, dict):
+            if str(payload.get("groupVersion", "")).startswith("/"):
+                payload["groupVersion"] = payload["groupVersion"][1:]
+            for entry in payload.get("resources", []):
+                if "/" in entry["name"]:
+                    entry["shortNames"], entry["categories"] = [], []
+        return payload
+
     def kind_named(self, kind: str) -> KindInfo:
         """A served kind by its name, at the version `KNOWN_KINDS` uses."""
         ref = KNOWN_KINDS[kind]
@@ -702,8 +729,11 @@ class KubeEmulator(kmock.KubernetesEmulator):
             if live is None:
                 raise ApiError(404, f'{info.plural} "{name}" not found')
             if subresource == "scale":
-                updated = self._scaled(info, live, patch, content_type)
-            elif content_type == "application/json-patch+json":
+                scaled = self._update(
+                    info, key, live, self._scaled(info, live, patch, content_type), None
+                )
+                return self._scale_of(info, scaled)
+            if content_type == "application/json-patch+json":
                 try:
                     updated = jsonpatch.apply_patch(live, patch)
                 except jsonpatch.JsonPatchTestFailed as error:
@@ -732,7 +762,8 @@ class KubeEmulator(kmock.KubernetesEmulator):
         if live is None:
             raise ApiError(404, f'{info.plural} "{name}" not found')
         if subresource == "scale":
-            return self._update(info, key, live, self._scaled(info, live, body, "replace"), None)
+            scaled = self._update(info, key, live, self._scaled(info, live, body, "replace"), None)
+            return self._scale_of(info, scaled)
         expected = body.get("metadata", {}).get("resourceVersion")
         if expected and expected != live["metadata"]["resourceVersion"]:
             raise ApiError(

@@ -92,9 +92,18 @@ class LiveLatencyState:
 class LiveCatalog:
     """Publishes a base catalog with measured prices and readiness laid over it."""
 
-    def __init__(self, source: CatalogSource, scraper: EngineMetricsScraper) -> None:
+    def __init__(
+        self,
+        source: CatalogSource,
+        scraper: EngineMetricsScraper,
+        readiness_from_scrape: bool = True,
+    ) -> None:
+        """`readiness_from_scrape`: an engine whose metrics do not answer is not ready. Off when
+        readiness comes from elsewhere (a ModelDeployment's status in a cluster), so a blocked
+        scrape cannot take a ready backend out of service."""
         self._source = source
         self._scraper = scraper
+        self._readiness_from_scrape = readiness_from_scrape
         self._base = source.current
         self._targets: Mapping[str, ScrapeTarget] = {}
         self._published_overlay: dict[str, tuple[bool, float | None]] = {}
@@ -117,7 +126,8 @@ class LiveCatalog:
             engine = live.get(name)
             if engine is None:
                 continue
-            overlay[name] = (engine.reachable, _rounded(engine.usd_per_mtok))
+            reachable = engine.reachable or not self._readiness_from_scrape
+            overlay[name] = (reachable, _rounded(engine.usd_per_mtok))
         if not force and overlay == self._published_overlay:
             return
         self._published_overlay = overlay

@@ -160,7 +160,8 @@ def build_runtime(
         interval_s=options.scrape_interval_s or 1.0,
         on_round=lambda: live[0].scrape_round_completed(),
     )
-    live.append(LiveCatalog(source, scraper))
+    # In a cluster, readiness is the ModelDeployment's status; from a file, whether metrics answer.
+    live.append(LiveCatalog(source, scraper, readiness_from_scrape=not options.kubernetes))
 
     cooldown = (
         CooldownPolicy(failures=config.cooldown.failures, seconds=config.cooldown.seconds)

@@ -141,3 +141,21 @@ async def test_self_hosted_price_follows_measured_throughput(upstream: LoopbackU
     price = source.current.backends["llama"].snapshot.output_usd_per_mtok
     assert price == pytest.approx(3.6 / engine.tokens_per_second * 1e6 / 3600, rel=0.01)
     assert price != base.backends["llama"].snapshot.output_usd_per_mtok
+
+
+async def test_unanswered_scrape_leaves_readiness_alone_when_status_decides_it(
+    upstream: LoopbackUpstream,
+) -> None:
+    base = catalog_from_config(parse_config(config_text(upstream.base_url)))
+    source = CatalogSource(base)
+    scraper = EngineMetricsScraper()
+    live = LiveCatalog(source, scraper, readiness_from_scrape=False)
+    live.set_base(base, [ScrapeTarget("llama", "http://127.0.0.1:9/metrics")])
+    try:
+        await scraper.scrape_once()
+        live.scrape_round_completed()
+    finally:
+        await scraper.aclose()
+
+    assert not scraper.live()["llama"].reachable
+    assert source.current.backends["llama"].snapshot.ready

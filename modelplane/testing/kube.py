@@ -47,10 +47,11 @@ import contextlib
 import copy
 import dataclasses
 import datetime
-import itertools
+import math
 import re
 import signal
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
@@ -1228,11 +1229,9 @@ def wait_for(
     what: str = "the condition",
 ) -> _T:
     """Poll `probe` until it returns something truthy; fail with `what` after `timeout` seconds."""
-    import time
-
     deadline = time.monotonic() + timeout
     last: _T | None = None
-    for _ in itertools.count():
+    for _ in range(math.ceil(timeout / interval) + 1):
         last = probe()
         if last:
             return last

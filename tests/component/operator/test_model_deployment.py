@@ -289,3 +289,24 @@ def test_failing_api_calls_are_retried_until_the_children_exist(
         what="status after the failures passed",
     )
     assert kube.get("Deployment", namespace, "llama") is not None
+
+
+def test_switching_from_triton_to_vllm_prunes_the_model_repository(
+    operator: Any, kube: KubeHttpClient, namespace: str
+) -> None:
+    kube.create(model_deployment("llama", namespace, {"engine": {"name": "triton"}}))
+    repository = wait_for(
+        lambda: kube.get("ConfigMap", namespace, "llama-model-repository"),
+        what="Triton's model repository ConfigMap",
+    )
+    assert repository["metadata"]["labels"][OWNER] == "llama"
+
+    kube.patch("ModelDeployment", namespace, "llama", {"spec": {"engine": {"name": "vllm"}}})
+
+    wait_for(
+        lambda: kube.get("ConfigMap", namespace, "llama-model-repository") is None,
+        what="the ConfigMap pruned",
+    )
+    deployment = kube.get("Deployment", namespace, "llama")
+    assert deployment is not None
+    assert "vllm" in _container(deployment)["image"]

@@ -20,15 +20,20 @@ object store, which keeps objects verbatim, with one that follows the apiserver'
   selector sees ADDED/DELETED when an object starts/stops matching;
 - deletion with finalizers (deletionTimestamp first, removal when the last finalizer goes);
 - namespaces: created on the first write into them, listed at `GET /api/v1/namespaces`,
-  deleting one deletes its objects.
+  deleting one deletes its objects; a Secret's `stringData` is stored as base64 `data`;
+- kinds: the built-in ones the operator touches, every CRD in `crds/` (and any CRD created
+  through the API), KEDA's ScaledObject only when asked (`extra_kinds=(KEDA_SCALED_OBJECT,)`);
+  discovery is good enough for kopf and for `kubectl` (`apply --server-side --validate=false`,
+  `get`, `scale`, `delete`; no OpenAPI document, no server-side table printing).
 
-Two controllers are emulated because an operator's behaviour cannot be observed without them:
-the garbage collector (deleting an owner deletes the dependents whose ownerReferences all point
-at deleted objects, unless `propagationPolicy=Orphan`), done synchronously on deletion where the
-real one is asynchronous; and nothing else: the Deployment controller is not emulated, so tests
-set a Deployment's status with `EmulatedCluster.set_deployment_status`.
-Not emulated: CRD schema validation and defaulting, admission, RBAC, authentication (any
-credentials are accepted), field ownership conflicts, strategic-merge list keys.
+One controller is emulated because an operator cannot be tested without it: the garbage
+collector. Deleting an owner deletes the dependents whose ownerReferences all point at deleted
+objects (unless `propagationPolicy=Orphan`), synchronously, where the real one works in the
+background. The Deployment controller is not emulated: tests set a Deployment's status with
+`set_deployment_status`. Not emulated either: CRD schema validation and defaulting, admission,
+RBAC, authentication (any credentials are accepted), field ownership conflicts, strategic-merge
+list keys, managedFields. `inject_failures` makes chosen object requests fail, for resilience
+tests. Object requests bypass kmock's request log unless `record_requests=True`.
 
 `EmulatedCluster` runs the emulator on 127.0.0.1 in a thread of its own (so a blocking test, a
 `kopf.testing.KopfRunner` or a benchmark can share the process), and offers a synchronous client

@@ -109,6 +109,7 @@ def _looks_random(value: str, *, min_length: int = 16) -> bool:
 
 _EMAIL_LOCAL = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~.\-]{1,64}\Z")
 _EMAIL_DOMAIN = re.compile(r"(?:[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}")
+_EMAIL_MAX_DOMAIN = 253
 _IMAGE_SCALE_LABEL = re.compile(r"[0-9]+(?:\.[0-9]+)?x\.", re.IGNORECASE)
 
 
@@ -116,7 +117,7 @@ def _scan_email(text: str) -> Iterator[str]:
     at = text.find("@")
     while at != -1:
         local_match = _EMAIL_LOCAL.search(text, max(0, at - 64), at)
-        domain_match = _EMAIL_DOMAIN.match(text, at + 1)
+        domain_match = _EMAIL_DOMAIN.match(text, at + 1, at + 1 + _EMAIL_MAX_DOMAIN)
         if local_match and domain_match:
             local = local_match.group()
             # The local part found may have started mid-token ("x<>a@b.c"); trim leading dots.
@@ -646,13 +647,18 @@ def _looks_like_date(value: str) -> bool:
     return day_month or month_day
 
 
+_MAX_PHONE_GROUPS = 8
+
+
 def _phone_in_cluster(
     text: str, start: int, groups: list[str], separators: list[str]
 ) -> str | None:
     before = _char_before(text, start)
     if before == "+" and not _is_word_char(_char_before(text, start - 1)):
         # ("3+4 5678 9012" is arithmetic: a "+" after a digit or letter starts no number.)
-        phone = _international_phone(groups, separators, prefix="+")
+        phone = _international_phone(
+            groups[:_MAX_PHONE_GROUPS], separators[:_MAX_PHONE_GROUPS], prefix="+"
+        )
         if phone is not None:
             return phone
     # A number may follow other digits in the same cluster ("2 (415) 555-2671"): try every
@@ -668,7 +674,9 @@ def _phone_in_cluster(
             continue
         if len(group) not in (1, 3) and group[0] != "0":
             continue
-        phone = _national_phone(before_group, groups[first:], separators[first:])
+        # No number spans more groups than this; the bound keeps long digit runs linear.
+        last = first + _MAX_PHONE_GROUPS
+        phone = _national_phone(before_group, groups[first:last], separators[first:last])
         if phone is not None and not (first == 0 and _after_order_word(text, start)):
             return phone
     return None
@@ -769,17 +777,17 @@ _AWS_ACCESS_KEY = re.compile(r"(?:AKIA|ASIA)[A-Z2-7]{16}")
 _GITHUB_TOKEN = re.compile(r"gh[pousr]_[A-Za-z0-9]{36}|github_pat_[A-Za-z0-9_]{82}")
 _SLACK_TOKEN = re.compile(r"xox[abposre]-[A-Za-z0-9\-]+")
 _BEARER = re.compile(r"[Bb]earer[ \t]+([A-Za-z0-9\-._~+/]+=*)")
-_JWT = re.compile(r"eyJ[A-Za-z0-9_\-]+\.eyJ[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]{16,}")
+# Bounded repeats: a failed attempt must not rescan the rest of a long run at every "eyJ".
+_JWT = re.compile(r"eyJ[A-Za-z0-9_\-]{1,1024}\.eyJ[A-Za-z0-9_\-]{1,16384}\.[A-Za-z0-9_\-]{16,1024}")
 _PEM_PRIVATE_KEY = re.compile(
     r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----\s+(?:[A-Za-z\-]+:[^\n]*\n\s*)*"
-    r"([A-Za-z0-9+/=\s]{40,})"
+    r"([A-Za-z0-9+/=\s]{40,16384})"
 )
 # Substrings of the names secrets are assigned to: api_key, SECRET_KEY, auth_token, password.
 _ASSIGNMENT_KEYWORDS = ("key", "secret", "token", "passw")
-_ASSIGNMENT = re.compile(
-    r"[A-Za-z0-9_.\-]*(?:key|secret|token|passw(?:or)?d)[A-Za-z0-9_\-]*"
-    r"[\"']?[ \t]*(?::=|=|:|=>)[ \t]*[\"'`]?([A-Za-z0-9/+_\-.~=!@#$%^&*]{12,200})",
-    re.IGNORECASE,
+_IDENTIFIER_TAIL = re.compile(r"[A-Za-z0-9_.\-]*")
+_ASSIGNED_VALUE = re.compile(
+    r"[\"']?[ \t]*(?::=|=|:|=>)[ \t]*[\"'`]?([A-Za-z0-9/+_\-.~=!@#$%^&*]{12,200})"
 )
 
 
@@ -865,14 +873,14 @@ def _scan_assignments(text: str) -> Iterator[str]:
     for keyword in _ASSIGNMENT_KEYWORDS:
         position = folded.find(keyword)
         while position != -1:
-            # Back up to the start of the identifier holding the keyword ("OPENAI_API_KEY").
-            start = position
-            while start > 0 and (_is_word_char(text[start - 1]) or text[start - 1] in ".-"):
-                start -= 1
-            match = _ASSIGNMENT.match(text, start)
+            # The rest of the identifier holding the keyword ("OPENAI_API_KEY"), then "= value".
+            # Each identifier is read once, so the scan stays linear on any input.
+            tail = _IDENTIFIER_TAIL.match(text, position)
+            identifier_end = tail.end() if tail is not None else position
+            match = _ASSIGNED_VALUE.match(text, identifier_end)
             if match is not None and _looks_random(match.group(1)):
                 yield match.group(1)
-            position = folded.find(keyword, position + len(keyword))
+            position = folded.find(keyword, max(identifier_end, position + len(keyword)))
 
 
 # Each scanner behind the literal its credentials start with, so a prompt without that literal

@@ -384,3 +384,29 @@ def test_detect_pii_finds_nothing_in_ordinary_technical_text() -> None:
 def test_detect_pii_survives_non_ascii_and_lone_surrogates() -> None:
     text = "Grüße an jürgen@example.de — Telefon +49 30 12345678 \ud800 ünd 東京"
     assert detect_pii(text) == {PiiType.EMAIL, PiiType.PHONE}
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "1 " * 100_000,
+        "1." * 100_000,
+        "key" * 70_000,
+        "api_key=" * 25_000,
+        "eyJ" * 70_000,
+        "eyJa." * 40_000,
+        "sk-" * 70_000,
+        "@a." * 70_000,
+        "::" * 100_000,
+        "a:" * 100_000,
+        "DE89 " * 40_000,
+        "+1 " * 70_000,
+        "0" * 200_000,
+        "-----BEGIN PRIVATE KEY-----\n" * 7_000,
+    ],
+    ids=lambda text: repr(text[:12]),
+)
+def test_pathological_inputs_do_not_hang_the_scan(text: str) -> None:
+    # Quadratic behaviour on 200 KB would run into the suite's timeout, not finish here.
+    find_pii(text)
+    detect_pii(text)

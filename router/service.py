@@ -358,16 +358,19 @@ class RouterService:
         """Try the eligible backends in order until one answers; never any other backend."""
         request = routed.request
         candidates = routed.decision.eligible[: self.max_attempts]
-        failures: list[str] = []
+        failures: list[str] = []  # one line per skipped or failed backend, for the 503
+        failed: list[str] = []  # their names, for the decision header
         for position, candidate in enumerate(candidates):
             backend = routed.catalog.backends[candidate.backend]
             slot = self._slot(backend)
             is_last = position == len(candidates) - 1
             if slot.locked() and not is_last:
                 failures.append(f"{backend.name}: at max_concurrency")
+                failed.append(backend.name)
                 continue
             if not await _acquire(slot, backend.upstream.timeout_s):
                 failures.append(f"{backend.name}: at max_concurrency")
+                failed.append(backend.name)
                 continue
             started = time.perf_counter()
             attempt = routed.trace.attempt(backend.name) if routed.trace is not None else None
@@ -390,6 +393,7 @@ class RouterService:
                 if attempt is not None:
                     attempt.failed("upstream_unavailable", str(error))
                 failures.append(f"{backend.name}: {error}")
+                failed.append(backend.name)
                 await self._observe_failure(backend, started)
                 continue
             except BaseException:
@@ -402,7 +406,7 @@ class RouterService:
             return ServedReply(
                 backend=backend,
                 reply=reply,
-                failed_before=tuple(name.split(":", 1)[0] for name in failures),
+                failed_before=tuple(failed),
                 tenant=routed.tenant,
                 started=started,
                 slot=slot,

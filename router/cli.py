@@ -23,8 +23,14 @@ def register(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="build the catalog from the cluster's resources and follow their changes",
     )
-    serve.add_argument(
+    watched = serve.add_mutually_exclusive_group()
+    watched.add_argument(
         "--namespace", help="namespace to watch with --kubernetes (default: the pod's or context's)"
+    )
+    watched.add_argument(
+        "--all-namespaces",
+        action="store_true",
+        help="with --kubernetes, watch every namespace (backend names must be unique)",
     )
     serve.add_argument(
         "--redis-url",
@@ -83,6 +89,7 @@ def serve_command(args: argparse.Namespace) -> int:
     options = ServeOptions(
         kubernetes=args.kubernetes,
         namespace=args.namespace,
+        all_namespaces=args.all_namespaces,
         redis=RedisStateSettings(
             url=args.redis_url,
             limits_fail_open=not args.limits_fail_closed,

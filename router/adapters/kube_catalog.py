@@ -1,8 +1,10 @@
 """The router's catalog from Kubernetes: ModelDeployment, ExternalModel, RoutingPolicy and Secrets.
 
-`KubernetesCatalogWatcher` lists and then watches the four kinds in one namespace and, after every
-event, rebuilds the whole catalog and hands it to a callback (normally `CatalogSource.replace`),
-so a change reaches the request path within one watch event and without a restart.
+`KubernetesCatalogWatcher` lists and then watches the four kinds in one namespace (or in all) and,
+after every event, rebuilds the whole catalog and hands it to a callback (normally
+`CatalogSource.replace`), so a change reaches the request path within one watch event and without
+a restart. Backend names are the resources' names and must be unique across watched namespaces;
+a Secret is only ever read from the namespace of the resource that references it.
 
 Translation (`catalog_from_resources`, pure) turns the resources into the same `RouterConfig`
 models the configuration file produces and calls `catalog_from_config`, so the file and the
@@ -69,7 +71,7 @@ SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 
 @dataclass(frozen=True, slots=True)
 class ClusterResources:
-    """The raw resource bodies of one namespace, by name."""
+    """Raw resource bodies by `namespace/name` (or by name, within one namespace)."""
 
     model_deployments: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     external_models: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
@@ -123,18 +125,32 @@ def catalog_from_resources(
     not_ready: set[str] = set()
     targets: list[ScrapeTarget] = []
 
-    def secret(reference: SecretKeyRef) -> str | None:
-        return secret_value(resources.secrets.get(reference.name), reference.key)
+    def secret(namespace: str | None, reference: SecretKeyRef) -> str | None:
+        """A Secret in the referencing object's namespace (keys are `namespace/name` or `name`)."""
+        body = resources.secrets.get(f"{namespace}/{reference.name}") or resources.secrets.get(
+            reference.name
+        )
+        return secret_value(body, reference.key)
 
-    for name, body in sorted(resources.model_deployments.items()):
+    names: set[str] = set()
+
+    def unique(kind: str, key: str, name: str) -> bool:
+        if name in names:
+            problems.append(f"{kind} {key}: another backend is already named {name!r}; skipped")
+            return False
+        names.add(name)
+        return True
+
+    for key, body in sorted(resources.model_deployments.items()):
         try:
             deployment = ModelDeployment.from_body(body)
         except InvalidSpecError as error:
-            problems.append(f"ModelDeployment {name}: {error.message}")
+            problems.append(f"ModelDeployment {key}: {error.message}")
             continue
+        name = deployment.name
         url = deployment.status.url if deployment.status else None
-        if not url:
-            continue  # the operator has not given it a Service yet
+        if not url or not unique("ModelDeployment", key, name):
+            continue  # without a URL, the operator has not given it a Service yet
         cost = deployment.spec.cost
         try:
             backends.append(
@@ -150,7 +166,7 @@ def catalog_from_resources(
                 )
             )
         except ValueError as error:
-            problems.append(f"ModelDeployment {name}: {error}")
+            problems.append(f"ModelDeployment {key}: {error}")
             continue
         if not _is_ready(deployment):
             not_ready.add(name)
@@ -162,19 +178,22 @@ def catalog_from_resources(
             )
         )
 
-    for name, body in sorted(resources.external_models.items()):
+    for key, body in sorted(resources.external_models.items()):
         try:
             external = ExternalModel.from_body(body)
         except InvalidSpecError as error:
-            problems.append(f"ExternalModel {name}: {error.message}")
+            problems.append(f"ExternalModel {key}: {error.message}")
             continue
         spec = external.spec
-        key = secret(spec.api_key_secret_ref)
-        if not key:
+        api_key = secret(external.metadata.namespace, spec.api_key_secret_ref)
+        if not api_key:
             problems.append(
-                f"ExternalModel {name}: Secret {spec.api_key_secret_ref.name!r} has no key "
+                f"ExternalModel {key}: Secret {spec.api_key_secret_ref.name!r} has no key "
                 f"{spec.api_key_secret_ref.key!r}; not routing to it"
             )
+            continue
+        name = external.name
+        if not unique("ExternalModel", key, name):
             continue
         try:
             backends.append(
@@ -182,7 +201,7 @@ def catalog_from_resources(
                     name=name,
                     model=f"{spec.provider}/{spec.model}",
                     api_base=spec.api_base,
-                    api_key=key,
+                    api_key=api_key,
                     location=Location.EXTERNAL,
                     context_window=spec.context_window,
                     capabilities=frozenset(map(Capability, spec.capabilities)),
@@ -191,15 +210,15 @@ def catalog_from_resources(
                 )
             )
         except ValueError as error:
-            problems.append(f"ExternalModel {name}: {error}")
+            problems.append(f"ExternalModel {key}: {error}")
 
     tenants: list[TenantConfig] = []
     policy = PolicyConfig()
-    for index, (name, body) in enumerate(sorted(resources.routing_policies.items())):
+    for index, (key, body) in enumerate(sorted(resources.routing_policies.items())):
         try:
             routing = RoutingPolicy.from_body(body)
         except InvalidSpecError as error:
-            problems.append(f"RoutingPolicy {name}: {error.message}")
+            problems.append(f"RoutingPolicy {key}: {error.message}")
             continue
         policy_spec = routing.spec
         if index == 0:
@@ -208,23 +227,23 @@ def catalog_from_resources(
                 latency_target_ms=policy_spec.latency.target_ttft_ms,
                 cost_preference=CostPreference(policy_spec.cost.preference),
             )
-        elif policy_spec.privacy.pii_types or policy_spec.latency.target_ttft_ms:
+        elif {"privacy", "latency", "cost"} & policy_spec.model_fields_set:
             problems.append(
-                f"RoutingPolicy {name}: only its tenants are used; privacy, latency and cost "
+                f"RoutingPolicy {key}: only its tenants are used; privacy, latency and cost "
                 "settings come from the first RoutingPolicy by name"
             )
         for tenant in policy_spec.tenants:
-            key = secret(tenant.api_key_secret_ref)
-            if not key:
+            tenant_key = secret(routing.metadata.namespace, tenant.api_key_secret_ref)
+            if not tenant_key:
                 problems.append(
-                    f"RoutingPolicy {name}: tenant {tenant.name!r} has no API key in Secret "
+                    f"RoutingPolicy {key}: tenant {tenant.name!r} has no API key in Secret "
                     f"{tenant.api_key_secret_ref.name!r}; it cannot authenticate"
                 )
                 continue
             tenants.append(
                 TenantConfig(
                     name=tenant.name,
-                    api_keys=[key],
+                    api_keys=[tenant_key],
                     default_data_class=DataClass(tenant.default_data_class),
                     allowed_backends=tenant.allowed_backends,
                     requests_per_minute=tenant.rpm,
@@ -314,12 +333,24 @@ class WatchExpiredError(Exception):
     """The watch's resourceVersion is too old (410 Gone): list again."""
 
 
-_KINDS: tuple[tuple[str, str], ...] = (
-    ("model_deployments", f"{API_GROUP_PATH}/namespaces/{{ns}}/modeldeployments"),
-    ("external_models", f"{API_GROUP_PATH}/namespaces/{{ns}}/externalmodels"),
-    ("routing_policies", f"{API_GROUP_PATH}/namespaces/{{ns}}/routingpolicies"),
-    ("secrets", "/api/v1/namespaces/{ns}/secrets"),
+_KINDS: tuple[tuple[str, str, str], ...] = (
+    ("model_deployments", API_GROUP_PATH, "modeldeployments"),
+    ("external_models", API_GROUP_PATH, "externalmodels"),
+    ("routing_policies", API_GROUP_PATH, "routingpolicies"),
+    ("secrets", "/api/v1", "secrets"),
 )
+
+
+def _collection_path(group_path: str, plural: str, namespace: str | None) -> str:
+    if namespace is None:
+        return f"{group_path}/{plural}"
+    return f"{group_path}/namespaces/{namespace}/{plural}"
+
+
+def _object_key(body: Mapping[str, Any]) -> str | None:
+    metadata = body.get("metadata") or {}
+    name = metadata.get("name")
+    return f"{metadata.get('namespace')}/{name}" if name else None
 
 
 class KubernetesCatalogWatcher:
@@ -331,16 +362,18 @@ class KubernetesCatalogWatcher:
         on_catalog: Callable[[ClusterCatalog], None],
         namespace: str | None = None,
         price_map: Mapping[str, Mapping[str, Any]] | None = None,
+        all_namespaces: bool = False,
         watch_timeout_s: int = 300,
         retry_delay_s: float = 1.0,
     ) -> None:
         self._connection = connection
-        self._namespace = namespace or connection.namespace
+        # None: every namespace (Secrets are still only read from each object's own namespace).
+        self._namespace = None if all_namespaces else namespace or connection.namespace
         self._on_catalog = on_catalog
         self._price_map = price_map
         self._watch_timeout_s = watch_timeout_s
         self._retry_delay_s = retry_delay_s
-        self._objects: dict[str, dict[str, Mapping[str, Any]]] = {kind: {} for kind, _ in _KINDS}
+        self._objects: dict[str, dict[str, Mapping[str, Any]]] = {kind: {} for kind, _, _ in _KINDS}
         self._listed: set[str] = set()
         self._synced = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -349,7 +382,7 @@ class KubernetesCatalogWatcher:
         self._reported_problems: tuple[str, ...] = ()
 
     @property
-    def namespace(self) -> str:
+    def namespace(self) -> str | None:
         return self._namespace
 
     async def start(self) -> None:
@@ -362,8 +395,10 @@ class KubernetesCatalogWatcher:
             timeout=aiohttp.ClientTimeout(total=None, connect=10, sock_read=None),
         )
         self._tasks = [
-            asyncio.create_task(self._follow(kind, path.format(ns=self._namespace)))
-            for kind, path in _KINDS
+            asyncio.create_task(
+                self._follow(kind, _collection_path(group, plural, self._namespace))
+            )
+            for kind, group, plural in _KINDS
         ]
 
     async def wait_synced(self, timeout_s: float) -> bool:
@@ -409,7 +444,7 @@ class KubernetesCatalogWatcher:
                 items = document.get("items") or []
                 version = (document.get("metadata") or {}).get("resourceVersion")
         self._objects[kind] = {
-            str(item["metadata"]["name"]): item for item in items if item.get("metadata")
+            key: item for item in items if (key := _object_key(item)) is not None
         }
         self._listed.add(kind)
         self._rebuild()
@@ -443,15 +478,15 @@ class KubernetesCatalogWatcher:
                         yield event_type, body
 
     def _apply(self, kind: str, event_type: str, body: Mapping[str, Any]) -> None:
-        name = (body.get("metadata") or {}).get("name")
-        if not name:
+        key = _object_key(body)
+        if key is None:
             return
         objects = self._objects[kind]
         if event_type == "DELETED":
-            if objects.pop(str(name), None) is None:
+            if objects.pop(key, None) is None:
                 return
         else:
-            objects[str(name)] = body
+            objects[key] = body
         self._rebuild()
 
     def _rebuild(self) -> None:

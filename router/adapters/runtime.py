@@ -60,6 +60,7 @@ class BackgroundComponent(Protocol):
 class ServeOptions:
     kubernetes: bool = False
     namespace: str | None = None
+    all_namespaces: bool = False
     redis: RedisStateSettings | None = None
     telemetry: TelemetrySettings | None = None  # None: no telemetry
     scrape_interval_s: float = 2.0  # 0: do not scrape engine metrics
@@ -185,6 +186,7 @@ def build_runtime(
             connection or KubeConnection.from_environment(),
             lambda built: _publish_cluster_catalog(live[0], built),
             namespace=options.namespace,
+            all_namespaces=options.all_namespaces,
         )
         components.append(watcher)
     elif config is not None:

@@ -71,11 +71,11 @@ async def published(cluster: EmulatedCluster, kube: KubeHttpClient) -> AsyncIter
         await watcher.aclose()
 
 
-def secret(name: str, key: str, value: str) -> dict[str, Any]:
+def secret(name: str, key: str, value: str, namespace: str = NAMESPACE) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
         "kind": "Secret",
-        "metadata": {"name": name, "namespace": NAMESPACE},
+        "metadata": {"name": name, "namespace": namespace},
         "data": {key: base64.b64encode(value.encode()).decode()},
     }
 
@@ -235,3 +235,29 @@ async def test_secret_created_after_its_external_model_enables_it(
 
     catalog = await published.until(lambda c: "gpt-4o" in c.backends, "gpt-4o with its key")
     assert catalog.backends["gpt-4o"].upstream.api_key == "sk-late"
+
+
+async def test_all_namespaces_watch_sees_every_namespace(
+    cluster: EmulatedCluster, kube: KubeHttpClient
+) -> None:
+    create_everything(kube)
+    other = {**EXTERNAL, "metadata": {"name": "gpt-4o-mini", "namespace": "team-b"}}
+    kube.create(secret("openai", "api-key", "sk-team-b", namespace="team-b"), "team-b")
+    kube.create(other, "team-b")
+    sink = Published()
+    watcher = KubernetesCatalogWatcher(
+        KubeConnection(server=cluster.url), sink, all_namespaces=True, retry_delay_s=0.1
+    )
+    await watcher.start()
+    try:
+        assert await watcher.wait_synced(10.0)
+        catalog = await sink.until(
+            lambda c: {"llama", "gpt-4o", "gpt-4o-mini"} <= set(c.backends), "both namespaces"
+        )
+    finally:
+        await watcher.aclose()
+        kube.delete("ExternalModel", "team-b", "gpt-4o-mini")
+        kube.delete("Secret", "team-b", "openai")
+
+    assert catalog.backends["gpt-4o-mini"].upstream.api_key == "sk-team-b"
+    assert catalog.backends["gpt-4o"].upstream.api_key == "sk-cluster"

@@ -231,3 +231,38 @@ def test_secret_value_reads_data_and_string_data() -> None:
     assert secret_value({"stringData": {"key": "plain"}}, "key") == "plain"
     assert secret_value({"data": {"key": "%%%"}}, "key") is None
     assert secret_value(None, "key") is None
+
+
+def in_namespace(body: dict[str, Any], namespace: str) -> dict[str, Any]:
+    return {**body, "metadata": {**body["metadata"], "namespace": namespace}}
+
+
+def test_secrets_are_read_only_from_the_referencing_namespace() -> None:
+    built = catalog_from_resources(
+        resources(
+            external_models={"other/gpt-4o": in_namespace(external_model(), "other")},
+            secrets={"ml/openai": secret("openai", **{"api-key": "sk-ml"})},
+            routing_policies={},
+        ),
+        PRICES,
+    )
+
+    assert "gpt-4o" not in built.catalog.backends
+
+
+def test_same_backend_name_in_two_namespaces_keeps_the_first_and_reports_the_second() -> None:
+    built = catalog_from_resources(
+        resources(
+            model_deployments={
+                "a/llama": in_namespace(model_deployment(), "a"),
+                "b/llama": in_namespace(model_deployment(url="http://llama.b.svc:8000/v1"), "b"),
+            },
+            external_models={},
+        ),
+        PRICES,
+    )
+
+    assert built.catalog.backends["llama"].upstream.api_base == (
+        "http://llama.ml.svc.cluster.local:8000/v1"
+    )
+    assert any(problem.startswith("ModelDeployment b/llama") for problem in built.problems)

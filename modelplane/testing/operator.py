@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import logging
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -41,8 +42,19 @@ def running_operator(
     args = ["run", "--standalone", *(scope or ["--all-namespaces"])]
     if verbose:
         args.append("--verbose")
-    with KopfRunner(args, registry=registry, settings=kopf_settings, timeout=30) as runner:
-        yield runner
+    # kopf's CLI takes over the root logger (level, a handler on its captured stderr); give it
+    # back afterwards so the rest of a test session logs as before.
+    root = logging.getLogger()
+    level, handlers = root.level, list(root.handlers)
+    asyncio_logger = logging.getLogger("asyncio")
+    asyncio_state = (asyncio_logger.propagate, list(asyncio_logger.handlers))
+    try:
+        with KopfRunner(args, registry=registry, settings=kopf_settings, timeout=30) as runner:
+            yield runner
+    finally:
+        root.setLevel(level)
+        root.handlers[:] = handlers
+        asyncio_logger.propagate, asyncio_logger.handlers[:] = asyncio_state
 
 
 def model_deployment(

@@ -70,26 +70,29 @@ TENANT_IN_CLUSTER_ONLY = "tenant:in-cluster-only"
 PINNED_UNKNOWN_BACKEND = "pinned:unknown-backend"
 NO_ELIGIBLE_BACKEND = "no-eligible-backend"
 
-_DATA_CLASS_REASONS = {data_class: f"data-class:{data_class.value}" for data_class in DataClass}
-# The reasons of an eligible backend, by latency reason and cost rank, built once.
 _MAX_PREBUILT_RANK = 128
 _PASSED_REASONS = (PRIVACY_OK, CAPABILITY_OK, HEALTH_OK)
-_ELIGIBLE_REASONS: dict[str | None, tuple[tuple[str, ...], ...]] = {
-    latency: tuple(
-        (*_PASSED_REASONS, *((latency,) if latency else ()), f"cost:rank-{rank}")
-        for rank in range(1, _MAX_PREBUILT_RANK + 1)
-    )
-    for latency in (None, LATENCY_MEETS_TARGET, LATENCY_UNMEASURED, LATENCY_OVER_TARGET)
-}
-
 _PER_MILLION = 1e-6
 
-_Eligible = tuple[float, int, BackendSnapshot, "str | None"]
+# An eligible backend as (estimated cost, position, backend): the position is unique, so a plain
+# sort orders by cost, then by configured order, and never compares backends.
+_Eligible = tuple[float, int, BackendSnapshot]
 
 
 def _eligible_reasons(latency: str | None, index: int) -> tuple[str, ...]:
-    """Reasons of the eligible backend at `index` (0-based) in the order, past the prebuilt ones."""
+    """Reasons of the eligible backend at `index` (0-based) in the order."""
     return (*_PASSED_REASONS, *((latency,) if latency else ()), f"cost:rank-{index + 1}")
+
+
+def _prebuilt_reasons(latency: str | None) -> tuple[tuple[str, ...], ...]:
+    return tuple(_eligible_reasons(latency, index) for index in range(_MAX_PREBUILT_RANK))
+
+
+# The reasons of an eligible backend by its position in the order, for each latency outcome.
+_NO_TARGET_REASONS = _prebuilt_reasons(None)
+_MEETS_TARGET_REASONS = _prebuilt_reasons(LATENCY_MEETS_TARGET)
+_UNMEASURED_REASONS = _prebuilt_reasons(LATENCY_UNMEASURED)
+_OVER_TARGET_REASONS = _prebuilt_reasons(LATENCY_OVER_TARGET)
 
 
 def effective_data_class(features: RequestFeatures, settings: PolicySettings) -> DataClass:
@@ -121,9 +124,7 @@ def decide(
         _EXTERNAL_BLOCKED_REASONS if confidential else _TENANT_IN_CLUSTER_ONLY_REASONS
     )
 
-    # Eligible backends per latency tier, best tier first, as (estimated cost, position, backend,
-    # latency reason): the position is unique, so a plain sort orders by cost, then by the
-    # configured order, and never compares backends.
+    # Eligible backends per latency tier, best tier first.
     meets: list[_Eligible] = []
     unmeasured: list[_Eligible] = []
     over: list[_Eligible] = []
@@ -165,14 +166,12 @@ def decide(
                 continue
             # 4. latency: a tier; the order inside it is the cost stage's.
             ttft = backend.predicted_ttft_ms
-            if target_ms is None:
-                meets.append((cost, position, backend, None))
+            if target_ms is None or (ttft is not None and ttft <= target_ms):
+                meets.append((cost, position, backend))
             elif ttft is None:
-                unmeasured.append((cost, position, backend, LATENCY_UNMEASURED))
-            elif ttft <= target_ms:
-                meets.append((cost, position, backend, LATENCY_MEETS_TARGET))
+                unmeasured.append((cost, position, backend))
             else:
-                over.append((cost, position, backend, LATENCY_OVER_TARGET))
+                over.append((cost, position, backend))
             continue
         reasons = _failed_check_reasons(
             backend, features, needed_context, in_cluster_only, confidential, allowed
@@ -188,25 +187,30 @@ def decide(
             )
 
     # 5. cost
-    tiers = (meets, unmeasured, over)
     if settings.cost_preference is CostPreference.BALANCED:
-        _sort_balanced(tiers)
+        _sort_balanced((meets, unmeasured, over))
     else:
-        for tier in tiers:
-            tier.sort()
+        meets.sort()
+        unmeasured.sort()
+        over.sort()
+    meets_latency: str | None = None if target_ms is None else LATENCY_MEETS_TARGET
+    meets_reasons = _NO_TARGET_REASONS if target_ms is None else _MEETS_TARGET_REASONS
+    tiers = (
+        (meets, meets_latency, meets_reasons),
+        (unmeasured, LATENCY_UNMEASURED, _UNMEASURED_REASONS),
+        (over, LATENCY_OVER_TARGET, _OVER_TARGET_REASONS),
+    )
     # The verdicts are built inline (see _verdict): this loop runs once per eligible backend.
     ordered: list[CandidateVerdict] = []
     rank = 0
-    for tier in tiers:
-        for cost, _position, backend, latency in tier:
+    for tier, latency, prebuilt in tiers:
+        for cost, _position, backend in tier:
             verdict = _new_verdict(CandidateVerdict)
             _set_backend(verdict, backend.name)
             _set_eligible(verdict, True)
             _set_reasons(
                 verdict,
-                _ELIGIBLE_REASONS[latency][rank]
-                if rank < _MAX_PREBUILT_RANK
-                else _eligible_reasons(latency, rank),
+                prebuilt[rank] if rank < _MAX_PREBUILT_RANK else _eligible_reasons(latency, rank),
             )
             _set_cost(verdict, cost)
             ordered.append(verdict)
@@ -321,12 +325,12 @@ def _sort_balanced(tiers: tuple[list[_Eligible], ...]) -> None:
     Both are divided by their highest value among all eligible backends; an unmeasured TTFT
     counts as the highest. Ties fall back to cost, then configured order.
     """
-    highest_cost = max((cost for tier in tiers for cost, *_ in tier), default=0.0)
+    highest_cost = max((cost for tier in tiers for cost, _position, _backend in tier), default=0.0)
     highest_ttft = max(
         (
             backend.predicted_ttft_ms
             for tier in tiers
-            for _cost, _position, backend, _latency in tier
+            for _cost, _position, backend in tier
             if backend.predicted_ttft_ms is not None
         ),
         default=0.0,
@@ -338,20 +342,20 @@ def _sort_balanced(tiers: tuple[list[_Eligible], ...]) -> None:
         # Decorate, sort, undecorate: one comprehension instead of a key call per entry.
         decorated = [
             (
-                entry[0] * cost_weight
+                cost * cost_weight
                 + (
                     unmeasured_share
-                    if entry[2].predicted_ttft_ms is None
-                    else entry[2].predicted_ttft_ms * ttft_weight
+                    if backend.predicted_ttft_ms is None
+                    else backend.predicted_ttft_ms * ttft_weight
                 ),
-                entry[0],
-                entry[1],
-                entry,
+                cost,
+                position,
+                backend,
             )
-            for entry in tier
+            for cost, position, backend in tier
         ]
         decorated.sort()
-        tier[:] = [item[3] for item in decorated]
+        tier[:] = [(cost, position, backend) for _score, cost, position, backend in decorated]
 
 
 def _policy_violation_message(
@@ -385,7 +389,7 @@ def _request_reasons(
     *,
     any_eligible: bool,
 ) -> tuple[str, ...]:
-    reasons = [_DATA_CLASS_REASONS[data_class]]
+    reasons = [f"data-class:{data_class.value}"]
     if features.pii_found:
         reasons.extend(sorted(f"pii:{pii.value}" for pii in features.pii_found))
         if data_class is not features.data_class:

@@ -3,13 +3,18 @@
 The router scans every prompt before deciding where it may go, so the scan is on the hot path and
 built for throughput over prompts of 1-100 KB:
 
-* every regex is anchored on something rare. Everything numeric (phone numbers, payment cards,
-  IBANs, SSNs, IPv4) comes out of ONE pass that collects clusters of digit groups joined by single
-  separators; each cluster is then validated in Python by every numeric detector still wanted.
-  IBANs are found from their check digits (a cluster right after two capital letters).
-* e-mail is looked for only around each `@`, IPv6 only around `::` or `:hex:`, credentials only
-  where their literal prefix occurs (`sk-`, `AKIA`, `ghp_`, `xox`, `earer`, `eyJ`, `PRIVATE KEY`,
-  or an assignment keyword such as `api_key`), all found with C-speed substring search.
+* numbers (phone numbers, payment cards, IBANs, SSNs, IPv4) are found on a one-byte-per-character
+  class map of the text (digits -> "0", capitals -> "A", separators kept), where a runs-of-digits
+  pattern with a literal first byte and a literal "AA00" search (IBAN country + check digits) run
+  at C speed. Cheap rejections there (too few digits, unseparated counters, ISO dates and
+  timestamps) keep most numbers in prompts from reaching Python; each remaining cluster of digit
+  groups is validated by every numeric detector still wanted.
+* e-mail is looked for only around each `@`, IPv6 only around `::` or `:hex:` (and only where
+  enough colons are near), credentials only where their literal prefix occurs (`sk-`, `IA`,
+  `gh`, `xox`, `eyJ`, `earer`, `PRIVATE KEY`) or after an assignment keyword (`key`, `secret`,
+  `token`, `passw`), and not at all without a run of 16 token characters (which every credential
+  but a PEM block holds).
+* every pattern is bounded or applied once per position, so hostile input scans in linear time.
 * `detect_pii` stops looking for a type as soon as one validated hit of it is found.
 
 Validation, per type:
@@ -29,9 +34,9 @@ Validation, per type:
 * US SSN: `AAA-GG-SSSS` (dashes or spaces; unseparated only right after "SSN"/"social security"),
   area not 000, 666 or 9xx, group not 00, serial not 0000, and not one of the published sample
   numbers.
-* IP address: dotted quads and IPv6 parsed by `ipaddress`; no part of a longer dotted run
-  (`1.2.3.4.5`), no version strings (`v1.2.3.4`, "version 1.2.3.4"); loopback, unspecified and
-  netmask values identify nobody and are skipped.
+* IP address: dotted quads with octets 0-255 and no leading zeros, IPv6 parsed by `ipaddress`;
+  no part of a longer dotted run (`1.2.3.4.5`), no version strings (`v1.2.3.4`, "version
+  1.2.3.4"); loopback, unspecified and netmask values identify nobody and are skipped.
 * credential: provider keys by prefix with their exact alphabet and length (OpenAI/Anthropic
   `sk-`, AWS `AKIA`/`ASIA` in base32, GitHub `ghp_`..., Slack `xox?-`), `Bearer` tokens, JWTs whose
   header decodes to JSON with an `alg`, PEM private key blocks with a base64 body, and

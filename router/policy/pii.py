@@ -34,8 +34,8 @@ Validation, per type:
 * US SSN: `AAA-GG-SSSS` (dashes or spaces; unseparated only right after "SSN"/"social security"),
   area not 000, 666 or 9xx, group not 00, serial not 0000, and not one of the published sample
   numbers.
-* IP address: dotted quads with octets 0-255 and no leading zeros, IPv6 parsed by `ipaddress`;
-  no part of a longer dotted run (`1.2.3.4.5`), no version strings (`v1.2.3.4`, "version
+* IP address: dotted quads and IPv6 addresses that `ipaddress` accepts (octets 0-255, no leading
+  zeros); no part of a longer dotted run (`1.2.3.4.5`), no version strings (`v1.2.3.4`, "version
   1.2.3.4"); loopback, unspecified and netmask values identify nobody and are skipped.
 * credential: provider keys by prefix with their exact alphabet and length (OpenAI/Anthropic
   `sk-`, AWS `AKIA`/`ASIA` in base32, GitHub `ghp_`..., Slack `xox?-`), `Bearer` tokens, JWTs whose
@@ -505,20 +505,22 @@ _IPV4_SHAPE = re.compile(r"[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\Z")
 
 
 def is_ipv4(value: str) -> bool:
-    """A dotted quad of octets 0-255 without leading zeros that names a host.
+    """A dotted quad, valid for `ipaddress`, that names a host.
 
-    Checked by hand rather than with `ipaddress`, whose ValueError for the many look-alikes
-    (versions, dates with dots) costs more than the rest of the scan of a cluster.
+    Octets are range-checked by hand first: raising and catching `ipaddress`'s ValueError for
+    the many look-alikes (versions, dotted dates) would cost more than the rest of the scan.
     """
     if not _IPV4_SHAPE.match(value):
         return False
-    octets = value.split(".")
-    for octet in octets:
-        if int(octet) > 255 or (len(octet) > 1 and octet[0] == "0"):
+    for octet in value.split("."):
+        if int(octet) > 255:
             return False
-    first = octets[0]
+    try:
+        address = ipaddress.IPv4Address(value)  # also rejects leading zeros ("01.02.03.04")
+    except ValueError:
+        return False
     # Loopback, "this network" and netmask values identify nobody.
-    return first not in ("127", "0", "255")
+    return not (address.is_loopback or address.is_unspecified or value.startswith(("0.", "255.")))
 
 
 def _ipv4_in_cluster(text: str, start: int, cluster: str) -> list[str]:

@@ -21,11 +21,17 @@ raise `StateUnavailableError`; budgets raise `StateUnavailableError` (default, `
 false) or use the last spend seen plus what this replica recorded since. Spend recorded while Redis
 is down is kept in memory and added to Redis when it is back, so no cost is lost; latency and
 cooldown observations go to a local `InProcessState` until then.
+
+Writes are batched: spend and successful observations are buffered and written every
+`write_interval_s` (one INCRBYFLOAT pair per tenant, one Lua call for all observations), a failed
+attempt at once, so a request pays no Redis round trip beyond its own limit and budget checks.
+A replica's own unwritten spend is added to what it reads, so its budget checks never lag itself.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import math
@@ -75,35 +81,53 @@ redis.call('EXPIRE', KEYS[1], ARGV[4])
 return 0
 """
 
-# KEYS[1] backends hash. ARGV: backend, ok (1/0), ttft_ms, tokens_per_s, duration_s (each '' when
-# unknown), now, smoothing, failures before cooldown, cooldown seconds.
-# Returns the cooldown deadline (0 when none was ever set).
+# KEYS[1] backends hash. ARGV[1]: JSON array of observations, oldest first, each
+# [backend, ok (true/false), ttft_ms, tokens_per_s, duration_s (each null when unknown), now];
+# ARGV[2] smoothing, ARGV[3] failures before cooldown, ARGV[4] cooldown seconds.
+# Returns a JSON object: backend -> cooldown deadline, for the backends observed.
 _OBSERVE_LUA = """
-local raw = redis.call('HGET', KEYS[1], ARGV[1])
-local stats = {}
-if raw then stats = cjson.decode(raw) end
-local alpha = tonumber(ARGV[7])
+local alpha = tonumber(ARGV[2])
+local threshold = tonumber(ARGV[3])
+local cooldown = tonumber(ARGV[4])
 local function ewma(old, new)
   if old == nil then return new end
   return old + alpha * (new - old)
 end
-local ok = ARGV[2] == '1'
-if ok then
-  stats.err = ewma(stats.err, 0)
-  stats.fails = 0
-  if ARGV[3] ~= '' then stats.ttft = ewma(stats.ttft, tonumber(ARGV[3])) end
-  if ARGV[4] ~= '' then stats.tps = ewma(stats.tps, tonumber(ARGV[4])) end
-  if ARGV[5] ~= '' then stats.dur = ewma(stats.dur, tonumber(ARGV[5])) end
-else
-  stats.err = ewma(stats.err, 1)
-  stats.fails = (stats.fails or 0) + 1
-  if stats.fails >= tonumber(ARGV[8]) then
-    stats.cool = tonumber(ARGV[6]) + tonumber(ARGV[9])
-    stats.fails = 0
-  end
+local function known(value)
+  return value ~= nil and value ~= cjson.null
 end
-redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(stats))
-return tostring(stats.cool or 0)
+local batch = cjson.decode(ARGV[1])
+local touched = {}
+for _, item in ipairs(batch) do
+  local backend = item[1]
+  local stats = touched[backend]
+  if stats == nil then
+    local raw = redis.call('HGET', KEYS[1], backend)
+    stats = {}
+    if raw then stats = cjson.decode(raw) end
+  end
+  if item[2] then
+    stats.err = ewma(stats.err, 0)
+    stats.fails = 0
+    if known(item[3]) then stats.ttft = ewma(stats.ttft, item[3]) end
+    if known(item[4]) then stats.tps = ewma(stats.tps, item[4]) end
+    if known(item[5]) then stats.dur = ewma(stats.dur, item[5]) end
+  else
+    stats.err = ewma(stats.err, 1)
+    stats.fails = (stats.fails or 0) + 1
+    if stats.fails >= threshold then
+      stats.cool = item[6] + cooldown
+      stats.fails = 0
+    end
+  end
+  touched[backend] = stats
+end
+local deadlines = {}
+for backend, stats in pairs(touched) do
+  redis.call('HSET', KEYS[1], backend, cjson.encode(stats))
+  deadlines[backend] = stats.cool or 0
+end
+return cjson.encode(deadlines)
 """
 
 
@@ -123,6 +147,9 @@ class RedisStateSettings(BaseModel):
     cooldown_failures: int = Field(default=3, ge=1)
     cooldown_s: float = Field(default=30.0, gt=0)
     smoothing: float = Field(default=0.2, gt=0, le=1)
+    # Successful observations and spend are written in batches this often (a failure at once),
+    # so a request costs no Redis round trip beyond its limit and budget checks.
+    write_interval_s: float = Field(default=0.05, gt=0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,8 +233,11 @@ class RedisState:
         self._statistics: dict[str, BackendStatistics] = {}
         self._statistics_fetched_at: float | None = None
         self._refresh: asyncio.Task[None] | None = None
-        self._pending_spend: dict[tuple[str, str, str], float] = {}
-        self._last_spend: dict[str, Spend] = {}
+        self._pending_spend: dict[tuple[str, str, str], float] = {}  # not yet in Redis
+        self._pending_observations: list[tuple[AttemptObservation, float]] = []
+        self._writer: asyncio.Task[None] | None = None
+        # What Redis last said per tenant, with the (day, month) it was for.
+        self._last_spend: dict[str, tuple[str, str, Spend]] = {}
         self._health: Mapping[str, BackendHealth] = {}
         self._health_key: tuple[int, int] = (0, 0)
         self._health_valid_until = math.inf
@@ -250,11 +280,9 @@ class RedisState:
         if cost_usd <= 0.0:
             return
         day, month = self._periods()
-        try:
-            await self._call(lambda: self._add_spend(tenant, day, month, cost_usd))
-        except _Unavailable:
-            bucket = (tenant, day, month)
-            self._pending_spend[bucket] = self._pending_spend.get(bucket, 0.0) + cost_usd
+        bucket = (tenant, day, month)
+        self._pending_spend[bucket] = self._pending_spend.get(bucket, 0.0) + cost_usd
+        self._schedule_write()
 
     async def spend(self, tenant: str) -> Spend:
         day, month = self._periods()
@@ -267,47 +295,29 @@ class RedisState:
                     "budget cannot be verified: shared router state (Redis) is unavailable"
                 ) from error
             return self._spend_while_unavailable(tenant, day, month)
-        current = Spend(
-            day_usd=float(values[0] or 0.0) + self._pending(tenant, day=day),
-            month_usd=float(values[1] or 0.0) + self._pending(tenant, month=month),
+        stored = Spend(day_usd=float(values[0] or 0.0), month_usd=float(values[1] or 0.0))
+        self._last_spend[tenant] = (day, month, stored)  # unwritten spend is added on top
+        return Spend(
+            day_usd=stored.day_usd + self._pending(tenant, day=day),
+            month_usd=stored.month_usd + self._pending(tenant, month=month),
         )
-        self._last_spend[tenant] = current
-        return current
 
     # --- backend statistics -----------------------------------------------------------------
 
     async def observe(self, observation: AttemptObservation) -> None:
-        now = self._clock()
-        settings = self._settings
-        args = [
-            observation.backend,
-            "1" if observation.ok else "0",
-            _number_arg(observation.ttft_ms),
-            _number_arg(_tokens_per_second(observation)),
-            _number_arg(observation.duration_s if observation.ok else None),
-            repr(now),
-            repr(settings.smoothing),
-            str(settings.cooldown_failures),
-            repr(settings.cooldown_s),
-        ]
-        try:
-            cooldown_until = float(
-                await self._call(lambda: self._observe_script(keys=[self._backends_key], args=args))
-            )
-        except _Unavailable:
+        if self._circuit_open:
             await self._local.observe(observation)
             return
-        if cooldown_until > now:
-            # This replica stops using the backend at once instead of at the next refresh.
-            known = self._statistics.get(observation.backend, BackendStatistics())
-            self._statistics = dict(self._statistics)
-            self._statistics[observation.backend] = BackendStatistics(
-                ttft_ms=known.ttft_ms,
-                tokens_per_second=known.tokens_per_second,
-                request_duration_s=known.request_duration_s,
-                error_rate=known.error_rate,
-                cooldown_until=cooldown_until,
-            )
+        self._pending_observations.append((observation, self._clock()))
+        if observation.ok:
+            self._schedule_write()
+        else:
+            await self._write_observations()  # failures count toward cooldown at once
+
+    async def flush(self) -> None:
+        """Write buffered observations and spend now (they are otherwise written in batches)."""
+        await self._write_observations()
+        await self._flush_pending_spend()
 
     async def backend_health(self) -> Mapping[str, BackendHealth]:
         """The shared health view; the same object is returned until something in it changes.
@@ -356,13 +366,61 @@ class RedisState:
 
     async def aclose(self) -> None:
         self._closed = True
-        for task in (self._probe, self._refresh):
+        for task in (self._probe, self._refresh, self._writer):
             if task is not None and not task.done():
                 task.cancel()
-        await self._flush_pending_spend()
+        await self.flush()
         await self._redis.aclose()
 
     # --- internals --------------------------------------------------------------------------
+
+    def _schedule_write(self) -> None:
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write_after_interval())
+
+    async def _write_after_interval(self) -> None:
+        await asyncio.sleep(self._settings.write_interval_s)
+        await self.flush()
+
+    async def _write_observations(self) -> None:
+        if not self._pending_observations:
+            return
+        batch, self._pending_observations = self._pending_observations, []
+        settings = self._settings
+        document = json.dumps(
+            [
+                [
+                    observation.backend,
+                    observation.ok,
+                    observation.ttft_ms,
+                    _tokens_per_second(observation),
+                    observation.duration_s if observation.ok else None,
+                    at,
+                ]
+                for observation, at in batch
+            ]
+        )
+        args = [document, repr(settings.smoothing), str(settings.cooldown_failures)]
+        args.append(repr(settings.cooldown_s))
+        try:
+            raw = await self._call(
+                lambda: self._observe_script(keys=[self._backends_key], args=args)
+            )
+        except _Unavailable:
+            for observation, _ in batch:  # Redis is down: cooldowns still apply locally
+                await self._local.observe(observation)
+            return
+        deadlines: dict[str, float] = json.loads(raw) if raw else {}
+        now = self._clock()
+        cooling = {name: until for name, until in deadlines.items() if float(until) > now}
+        if cooling:
+            # This replica stops using the backend at once instead of at the next refresh.
+            statistics = dict(self._statistics)
+            for name, until in cooling.items():
+                statistics[name] = dataclasses.replace(
+                    statistics.get(name, BackendStatistics()), cooldown_until=float(until)
+                )
+            self._statistics = statistics
 
     async def _start_refresh(self) -> None:
         if self._refresh is None or self._refresh.done():
@@ -410,10 +468,11 @@ class RedisState:
         )
 
     def _spend_while_unavailable(self, tenant: str, day: str, month: str) -> Spend:
-        last = self._last_spend.get(tenant, Spend())
+        last_day, last_month, last = self._last_spend.get(tenant, (day, month, Spend()))
         return Spend(
-            day_usd=last.day_usd + self._pending(tenant, day=day),
-            month_usd=last.month_usd + self._pending(tenant, month=month),
+            day_usd=(last.day_usd if last_day == day else 0.0) + self._pending(tenant, day=day),
+            month_usd=(last.month_usd if last_month == month else 0.0)
+            + self._pending(tenant, month=month),
         )
 
     async def _call(self, operation: Callable[[], Awaitable[T]]) -> T:

@@ -95,6 +95,7 @@ async def test_spend_is_shared_and_bucketed_by_day_and_month(make_state: StateFa
     first, second = make_state(clock), make_state(clock)
     await first.record_usage("acme", "gpt-4o", 100, 50, 0.25)
     await second.record_usage("acme", "gpt-4o", 100, 50, 0.5)
+    await second.flush()
 
     assert await first.spend("acme") == Spend(day_usd=0.75, month_usd=0.75)
     assert await second.spend("other") == Spend()
@@ -107,6 +108,7 @@ async def test_budget_exceeded_after_spend_from_another_replica(make_state: Stat
     first, second = make_state(), make_state()
     limits = TenantLimits(daily_budget_usd=1.0)
     await first.record_usage("acme", "gpt-4o", 1000, 1000, 1.2)
+    await first.flush()
 
     assert (await second.spend("acme")).exceeds(limits)
 
@@ -120,6 +122,7 @@ async def test_new_replica_sees_measured_latency_and_cooldown(make_state: StateF
     )
     await measuring.observe(AttemptObservation(backend="flaky", ok=False))
     await measuring.observe(AttemptObservation(backend="flaky", ok=False))
+    await measuring.flush()
 
     fresh = make_state()
     health = await fresh.backend_health()
@@ -181,8 +184,11 @@ async def test_spend_recorded_during_outage_reaches_redis_when_it_returns(
 ) -> None:
     state, other = make_state(), make_state()
     await state.record_usage("acme", "gpt-4o", 10, 10, 0.5)
+    await state.flush()
     valkey.stop()
-    await state.record_usage("acme", "gpt-4o", 10, 10, 0.25)  # opens the circuit, kept locally
+    await state.record_usage("acme", "gpt-4o", 10, 10, 0.25)
+    await state.flush()  # fails: opens the circuit, the spend stays in memory
+    assert not state.available
     await state.record_usage("acme", "gpt-4o", 10, 10, 0.25)  # circuit open: no Redis call
 
     valkey.start()  # an empty server: what was written before the outage is gone
@@ -236,3 +242,24 @@ async def test_health_view_is_the_same_object_until_it_changes(make_state: State
 
     assert changed is not first
     assert changed["flaky"].in_cooldown
+
+
+async def test_successful_observations_and_spend_are_written_in_batches(
+    make_state: StateFactory,
+) -> None:
+    writer, reader = make_state(write_interval_s=0.05), make_state()
+    for _ in range(5):
+        await writer.observe(AttemptObservation(backend="llama", ok=True, ttft_ms=100.0))
+        await writer.record_usage("acme", "llama", 10, 10, 0.1)
+
+    assert await writer.spend("acme") == Spend(
+        day_usd=pytest.approx(0.5), month_usd=pytest.approx(0.5)
+    )
+    for _ in range(100):
+        if (await reader.spend("acme")).day_usd > 0:
+            break
+        await asyncio.sleep(0.02)
+    assert await reader.spend("acme") == Spend(
+        day_usd=pytest.approx(0.5), month_usd=pytest.approx(0.5)
+    )
+    assert (await make_state().backend_health())["llama"].predicted_ttft_ms == pytest.approx(100.0)

@@ -31,6 +31,7 @@ prebuilt reason tuples, and one sort of the eligible backends per latency tier.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from itertools import chain
 from typing import Any
 
 from modelplane.router.policy.types import (
@@ -74,9 +75,10 @@ _MAX_PREBUILT_RANK = 128
 _PASSED_REASONS = (PRIVACY_OK, CAPABILITY_OK, HEALTH_OK)
 _PER_MILLION = 1e-6
 
-# An eligible backend as (estimated cost, position, backend): the position is unique, so a plain
-# sort orders by cost, then by configured order, and never compares backends.
-_Eligible = tuple[float, int, BackendSnapshot]
+# An eligible backend as (sort key, estimated cost, position, backend); the key is the cost, or the
+# balanced score. The position is unique, so a plain sort orders by key, then cost, then
+# configured order, and never compares backends.
+_Eligible = tuple[float, float, int, BackendSnapshot]
 
 
 def _eligible_reasons(latency: str | None, index: int) -> tuple[str, ...]:
@@ -120,9 +122,12 @@ def decide(
     input_tokens = features.input_tokens
     target_ms = settings.latency_target_ms
     in_cluster = Location.IN_CLUSTER
-    privacy_blocked_reasons = (
-        _EXTERNAL_BLOCKED_REASONS if confidential else _TENANT_IN_CLUSTER_ONLY_REASONS
+    needs_images, needs_tools, needs_json = (
+        features.has_images,
+        features.uses_tools,
+        features.json_mode,
     )
+    failure_reasons = _CONFIDENTIAL_FAILURE_REASONS if confidential else _FAILURE_REASONS
 
     # Eligible backends per latency tier, best tier first.
     meets: list[_Eligible] = []
@@ -147,52 +152,53 @@ def decide(
         cost = (
             input_tokens * backend.input_usd_per_mtok + output_tokens * backend.output_usd_per_mtok
         ) * _PER_MILLION
-        # The common cases, every check passed or only privacy failed, are decided without
-        # building a reason list.
-        private = not in_cluster_only or backend.location is in_cluster
-        if (
-            (allowed is None or name in allowed)
-            and backend.context_window >= needed_context
-            and needed_capabilities <= backend.capabilities
-            and backend.ready
-            and not backend.in_cooldown
-        ):
-            if not private:
-                ineligible.append(_verdict(name, False, privacy_blocked_reasons, cost))
-                if pinned is not None:
-                    policy_violation = _policy_violation_message(
-                        name, privacy_blocked_reasons, features, data_class, tenant
-                    )
-                continue
-            # 4. latency: a tier; the order inside it is the cost stage's.
-            ttft = backend.predicted_ttft_ms
-            if target_ms is None or (ttft is not None and ttft <= target_ms):
-                meets.append((cost, position, backend))
-            elif ttft is None:
-                unmeasured.append((cost, position, backend))
-            else:
-                over.append((cost, position, backend))
+        # Stages 1-3 (and the tenant's allow-list) as one bit per failed check.
+        failed = 0
+        if allowed is not None and name not in allowed:
+            failed = _NOT_ALLOWED
+        if in_cluster_only and backend.location is not in_cluster:
+            failed |= _OUTSIDE_CLUSTER
+        if backend.context_window < needed_context:
+            failed |= _CONTEXT_TOO_SMALL
+        if needed_capabilities and not needed_capabilities <= backend.capabilities:
+            capabilities = backend.capabilities
+            if needs_images and Capability.IMAGES not in capabilities:
+                failed |= _NO_IMAGES
+            if needs_tools and Capability.TOOLS not in capabilities:
+                failed |= _NO_TOOLS
+            if needs_json and Capability.JSON not in capabilities:
+                failed |= _NO_JSON
+        if backend.in_cooldown:
+            failed |= _COOLDOWN
+        elif not backend.ready:
+            failed |= _NO_READY_REPLICA
+        if failed:
+            verdict = _new_verdict(CandidateVerdict)
+            _set_backend(verdict, name)
+            _set_eligible(verdict, False)
+            _set_reasons(verdict, failure_reasons[failed])
+            _set_cost(verdict, cost)
+            ineligible.append(verdict)
+            if pinned is not None and failed & (_NOT_ALLOWED | _OUTSIDE_CLUSTER):
+                policy_violation = _policy_violation_message(
+                    name, failed, features, data_class, tenant
+                )
             continue
-        reasons = _failed_check_reasons(
-            backend, features, needed_context, in_cluster_only, confidential, allowed
-        )
-        ineligible.append(_verdict(name, False, reasons, cost))
-        if pinned is not None and (
-            TENANT_NOT_ALLOWED in reasons
-            or PRIVACY_EXTERNAL_BLOCKED in reasons
-            or PRIVACY_TENANT_IN_CLUSTER_ONLY in reasons
-        ):
-            policy_violation = _policy_violation_message(
-                name, reasons, features, data_class, tenant
-            )
+        # 4. latency: a tier; the order inside it is the cost stage's.
+        ttft = backend.predicted_ttft_ms
+        if target_ms is None or (ttft is not None and ttft <= target_ms):
+            meets.append((cost, cost, position, backend))
+        elif ttft is None:
+            unmeasured.append((cost, cost, position, backend))
+        else:
+            over.append((cost, cost, position, backend))
 
     # 5. cost
     if settings.cost_preference is CostPreference.BALANCED:
-        _sort_balanced((meets, unmeasured, over))
-    else:
-        meets.sort()
-        unmeasured.sort()
-        over.sort()
+        meets, unmeasured, over = _balanced_keys(meets, unmeasured, over)
+    meets.sort()
+    unmeasured.sort()
+    over.sort()
     meets_latency: str | None = None if target_ms is None else LATENCY_MEETS_TARGET
     meets_reasons = _NO_TARGET_REASONS if target_ms is None else _MEETS_TARGET_REASONS
     tiers = (
@@ -200,11 +206,10 @@ def decide(
         (unmeasured, LATENCY_UNMEASURED, _UNMEASURED_REASONS),
         (over, LATENCY_OVER_TARGET, _OVER_TARGET_REASONS),
     )
-    # The verdicts are built inline (see _verdict): this loop runs once per eligible backend.
     ordered: list[CandidateVerdict] = []
     rank = 0
     for tier, latency, prebuilt in tiers:
-        for cost, _position, backend in tier:
+        for _key, cost, _position, backend in tier:
             verdict = _new_verdict(CandidateVerdict)
             _set_backend(verdict, backend.name)
             _set_eligible(verdict, True)
@@ -230,13 +235,11 @@ def decide(
 
 
 _PINNED_OTHER_REASONS = (PINNED_OTHER_BACKEND,)
-_EXTERNAL_BLOCKED_REASONS = (PRIVACY_EXTERNAL_BLOCKED, CAPABILITY_OK, HEALTH_OK)
-_TENANT_IN_CLUSTER_ONLY_REASONS = (PRIVACY_TENANT_IN_CLUSTER_ONLY, CAPABILITY_OK, HEALTH_OK)
 _NO_CAPABILITIES: frozenset[Capability] = frozenset()
 
 # A frozen dataclass's generated __init__ goes through object.__setattr__ once per field, which
 # doubles the cost of building the one verdict per backend that every decision returns. Writing
-# the slots directly builds the identical object at half the cost.
+# the slots directly, inline in decide(), builds the identical object at half the cost.
 _new_verdict = object.__new__
 
 
@@ -249,17 +252,6 @@ _set_backend = _slot_setter("backend")
 _set_eligible = _slot_setter("eligible")
 _set_reasons = _slot_setter("reasons")
 _set_cost = _slot_setter("estimated_cost_usd")
-
-
-def _verdict(
-    backend: str, eligible: bool, reasons: tuple[str, ...], cost: float
-) -> CandidateVerdict:
-    verdict: CandidateVerdict = _new_verdict(CandidateVerdict)
-    _set_backend(verdict, backend)
-    _set_eligible(verdict, eligible)
-    _set_reasons(verdict, reasons)
-    _set_cost(verdict, cost)
-    return verdict
 
 
 def _needed_capabilities(features: RequestFeatures) -> frozenset[Capability]:
@@ -275,72 +267,65 @@ def _needed_capabilities(features: RequestFeatures) -> frozenset[Capability]:
     return frozenset(needed)
 
 
-def _failed_check_reasons(
-    backend: BackendSnapshot,
-    features: RequestFeatures,
-    needed_context: int,
-    in_cluster_only: bool,
-    confidential: bool,
-    allowed: frozenset[str] | None,
-) -> tuple[str, ...]:
-    """Every reason code of a backend that failed some check: the stages in order."""
+def _failure_reasons(failed: int, *, confidential: bool) -> tuple[str, ...]:
+    """Every reason code of a backend that failed the checks in `failed`: the stages in order."""
     reasons: list[str] = []
-    if allowed is not None and backend.name not in allowed:
+    if failed & _NOT_ALLOWED:
         reasons.append(TENANT_NOT_ALLOWED)
     # 1. privacy
-    if in_cluster_only and backend.location is not Location.IN_CLUSTER:
+    if failed & _OUTSIDE_CLUSTER:
         reasons.append(PRIVACY_EXTERNAL_BLOCKED if confidential else PRIVACY_TENANT_IN_CLUSTER_ONLY)
     else:
         reasons.append(PRIVACY_OK)
     # 2. capability
-    capabilities = backend.capabilities
-    capable = True
-    if backend.context_window < needed_context:
-        reasons.append(CAPABILITY_CONTEXT_TOO_SMALL)
-        capable = False
-    if features.has_images and Capability.IMAGES not in capabilities:
-        reasons.append(CAPABILITY_NO_IMAGES)
-        capable = False
-    if features.uses_tools and Capability.TOOLS not in capabilities:
-        reasons.append(CAPABILITY_NO_TOOLS)
-        capable = False
-    if features.json_mode and Capability.JSON not in capabilities:
-        reasons.append(CAPABILITY_NO_JSON)
-        capable = False
-    if capable:
-        reasons.append(CAPABILITY_OK)
+    capability_failures = [code for bit, code in _CAPABILITY_FAILURES if failed & bit]
+    reasons.extend(capability_failures or [CAPABILITY_OK])
     # 3. health
-    if backend.in_cooldown:
+    if failed & _COOLDOWN:
         reasons.append(HEALTH_COOLDOWN)
-    elif not backend.ready:
+    elif failed & _NO_READY_REPLICA:
         reasons.append(HEALTH_NO_READY_REPLICA)
     else:
         reasons.append(HEALTH_OK)
     return tuple(reasons)
 
 
-def _sort_balanced(tiers: tuple[list[_Eligible], ...]) -> None:
-    """Order each latency tier by the mean of normalised cost and normalised TTFT.
+# One bit per failed check, and the reasons of every combination, built once.
+_NOT_ALLOWED = 1
+_OUTSIDE_CLUSTER = 2
+_CONTEXT_TOO_SMALL = 4
+_NO_IMAGES = 8
+_NO_TOOLS = 16
+_NO_JSON = 32
+_COOLDOWN = 64
+_NO_READY_REPLICA = 128
+_CAPABILITY_FAILURES = (
+    (_CONTEXT_TOO_SMALL, CAPABILITY_CONTEXT_TOO_SMALL),
+    (_NO_IMAGES, CAPABILITY_NO_IMAGES),
+    (_NO_TOOLS, CAPABILITY_NO_TOOLS),
+    (_NO_JSON, CAPABILITY_NO_JSON),
+)
+_FAILURE_REASONS = tuple(_failure_reasons(failed, confidential=False) for failed in range(256))
+_CONFIDENTIAL_FAILURE_REASONS = tuple(
+    _failure_reasons(failed, confidential=True) for failed in range(256)
+)
+
+
+def _balanced_keys(*tiers: list[_Eligible]) -> tuple[list[_Eligible], ...]:
+    """The tiers keyed by the mean of normalised cost and normalised TTFT, for BALANCED.
 
     Both are divided by their highest value among all eligible backends; an unmeasured TTFT
-    counts as the highest. Ties fall back to cost, then configured order.
+    counts as the highest.
     """
-    highest_cost = max((cost for tier in tiers for cost, _position, _backend in tier), default=0.0)
-    highest_ttft = max(
-        (
-            backend.predicted_ttft_ms
-            for tier in tiers
-            for _cost, _position, backend in tier
-            if backend.predicted_ttft_ms is not None
-        ),
-        default=0.0,
-    )
+    entries = list(chain(*tiers))
+    highest_cost = max([entry[1] for entry in entries], default=0.0)
+    measured = [entry[3].predicted_ttft_ms for entry in entries]
+    highest_ttft = max([ttft for ttft in measured if ttft is not None], default=0.0)
     cost_weight = 0.5 / highest_cost if highest_cost > 0 else 0.0
     ttft_weight = 0.5 / highest_ttft if highest_ttft > 0 else 0.0
     unmeasured_share = 0.5 if highest_ttft > 0 else 0.0
-    for tier in tiers:
-        # Decorate, sort, undecorate: one comprehension instead of a key call per entry.
-        decorated = [
+    return tuple(
+        [
             (
                 cost * cost_weight
                 + (
@@ -352,20 +337,20 @@ def _sort_balanced(tiers: tuple[list[_Eligible], ...]) -> None:
                 position,
                 backend,
             )
-            for cost, position, backend in tier
+            for _key, cost, position, backend in tier
         ]
-        decorated.sort()
-        tier[:] = [(cost, position, backend) for _score, cost, position, backend in decorated]
+        for tier in tiers
+    )
 
 
 def _policy_violation_message(
     backend: str,
-    reasons: tuple[str, ...],
+    failed: int,
     features: RequestFeatures,
     data_class: DataClass,
     tenant: TenantPolicy,
 ) -> str:
-    if TENANT_NOT_ALLOWED in reasons:
+    if failed & _NOT_ALLOWED:
         return f"tenant {tenant.name!r} may not use backend {backend!r}"
     if data_class is DataClass.CONFIDENTIAL:
         if features.data_class is not DataClass.CONFIDENTIAL and features.pii_found:

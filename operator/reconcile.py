@@ -324,7 +324,12 @@ class Reconciler:
         was, now = _ready(previous), _ready(status)
         if self._notify is not None and now is not None and was != now:
             ready = next(c for c in status["conditions"] if c["type"] == status_rules.READY)
-            event_type = "Normal" if ready["status"] == "True" else "Warning"
+            # A model that is still starting is not a problem; a broken or degraded one is.
+            if "phase" in status:
+                trouble = status["phase"] in ("Failed", "Degraded")
+            else:
+                trouble = ready["status"] != "True"
+            event_type = "Warning" if trouble else "Normal"
             self._notify(body, event_type, ready["reason"], ready["message"])
         return status
 

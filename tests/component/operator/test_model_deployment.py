@@ -253,6 +253,14 @@ def test_invalid_spec_gets_a_reason_and_leaves_children_untouched(
     assert ready["reason"] == "InvalidSpec"
     assert "tensor" in ready["message"]
     assert kube.list("Deployment", namespace) == []
+    event = wait_for(
+        lambda: next(
+            (e for e in kube.list("Event", namespace) if e.get("reason") == "InvalidSpec"), None
+        ),
+        what="a Warning event about the invalid spec",
+    )
+    assert event["type"] == "Warning"
+    assert event["involvedObject"]["name"] == "broken"
 
     # A valid resource turned invalid keeps its running children as they are.
     _create_and_wait_for_children(kube, namespace, "llama")

@@ -164,8 +164,16 @@ class Reconciler:
         supporting = [c for c in children if c["kind"] in ("PersistentVolumeClaim", "ConfigMap")]
         rest = [c for c in children if c not in supporting]
         applied: list[JsonDict] = []
+        rejected: list[str] = []
         for stage in (supporting, rest):
-            applied += await asyncio.gather(*(self._apply(child, namespace) for child in stage))
+            outcomes = await asyncio.gather(*(self._apply(child, namespace) for child in stage))
+            for child, outcome in zip(stage, outcomes, strict=True):
+                if isinstance(outcome, KubeApiError):
+                    rejected.append(
+                        f"{child['kind']} {child['metadata']['name']}: {outcome.message}"
+                    )
+                else:
+                    applied.append(outcome)
         deployment = next((obj for obj in applied if obj.get("kind") == "Deployment"), None)
         if prune:
             await self._prune(namespace, name, md.metadata.uid, children)
@@ -178,10 +186,26 @@ class Reconciler:
             selector=pod_selector_string(md),
             now=now,
         )
+        if rejected:
+            message = "; ".join(rejected)
+            log.warning("ModelDeployment %s/%s: children rejected: %s", namespace, name, message)
+            status = status_rules.rejected_children_status(
+                previous, status, generation, message, now=now
+            )
         return await self._write_status(body, previous, status)
 
-    async def _apply(self, child: JsonDict, namespace: str) -> JsonDict:
-        applied = await self.api.apply(child, field_manager=self.options.field_manager)
+    async def _apply(self, child: JsonDict, namespace: str) -> JsonDict | KubeApiError:
+        """Apply one child; the API's refusal of it (422) is returned, not raised.
+
+        A refusal is not transient (e.g. a PersistentVolumeClaim's storage class is immutable):
+        retrying would loop until the spec changes, so it becomes a status condition instead.
+        """
+        try:
+            applied = await self.api.apply(child, field_manager=self.options.field_manager)
+        except KubeApiError as error:
+            if error.status != 422:
+                raise
+            return error
         meta = applied.get("metadata", {})
         self._own_writes[child["kind"], namespace, meta.get("name", "")] = meta.get(
             "resourceVersion", ""

@@ -30,6 +30,7 @@ WAITING_FOR_READY = "WaitingForReadyReplicas"
 ROLLOUT_COMPLETE = "RolloutComplete"
 PROGRESS_DEADLINE_EXCEEDED = "ProgressDeadlineExceeded"
 DEPLOYMENT_MISSING = "DeploymentMissing"
+CHILD_REJECTED = "ChildRejected"
 SECRET_NOT_FOUND = "SecretNotFound"
 KEY_NOT_FOUND = "KeyNotFound"
 SECRET_RESOLVED = "SecretResolved"
@@ -230,6 +231,28 @@ def model_deployment_status(
         "phase": "Progressing",
         "conditions": conditions(serving, progress, (False, progress[1], counts)),
     }
+
+
+def rejected_children_status(
+    previous: Mapping[str, Any] | None,
+    status: JsonDict,
+    generation: int | None,
+    message: str,
+    *,
+    now: str,
+) -> JsonDict:
+    """`status` with the API's refusal of some children reported: Degraded, with the reasons."""
+    degraded = condition(
+        _conditions(previous),
+        DEGRADED,
+        True,
+        CHILD_REJECTED,
+        message,
+        generation=generation,
+        now=now,
+    )
+    conditions = [degraded if c["type"] == DEGRADED else c for c in status["conditions"]]
+    return {**status, "phase": "Degraded", "conditions": conditions}
 
 
 def readiness_status(

@@ -453,6 +453,10 @@ class KubeEmulator(kmock.KubernetesEmulator):
         """Answer the next `times` object requests of `method` on a matching path with `status`."""
         self._faults.append(_Fault(method.upper(), re.compile(path_pattern), status, times))
 
+    def clear_failures(self) -> None:
+        """Forget every injected failure not yet served."""
+        self._faults.clear()
+
     def _raise_injected_fault(self, method: str, path: str) -> None:
         for fault in self._faults:
             if fault.remaining > 0 and fault.method == method and fault.path.search(path):

@@ -318,3 +318,39 @@ def test_switching_from_triton_to_vllm_prunes_the_model_repository(
     deployment = kube.get("Deployment", namespace, "llama")
     assert deployment is not None
     assert "vllm" in _container(deployment)["image"]
+
+
+def test_a_child_the_api_refuses_degrades_the_model_instead_of_failing_every_pass(
+    operator: Any, cluster: EmulatedCluster, kube: KubeHttpClient, namespace: str
+) -> None:
+    # As a real API server refuses a change to a claim's immutable storage class.
+    cluster.call(
+        cluster.emulator.inject_failures,
+        "PATCH",
+        f"/namespaces/{namespace}/persistentvolumeclaims/",
+        status=422,
+        times=10_000,
+    )
+    kube.create(model_deployment("llama", namespace, {"cache": {"size": "40Gi"}}))
+
+    status = wait_for(
+        lambda: (
+            _status(kube, namespace, "llama").get("phase") == "Degraded"
+            and _status(kube, namespace, "llama")
+        ),
+        what="phase Degraded",
+    )
+    degraded = condition({"status": status}, "Degraded")
+    assert degraded["reason"] == "ChildRejected"
+    assert "PersistentVolumeClaim llama-cache" in degraded["message"]
+    assert kube.get("Deployment", namespace, "llama") is not None  # the rest was applied
+
+    cluster.call(cluster.emulator.clear_failures)
+
+    wait_for(
+        lambda: (
+            kube.get("PersistentVolumeClaim", namespace, "llama-cache")
+            and _status(kube, namespace, "llama").get("phase") == "Progressing"
+        ),
+        what="recovery on the next pass",
+    )

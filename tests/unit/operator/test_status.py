@@ -129,3 +129,16 @@ def test_status_differs_only_when_a_written_field_changes() -> None:
     assert not rules.status_differs({**written, "extra": 1}, written)
     assert rules.status_differs(written, {**written, "phase": "Degraded"})
     assert rules.status_differs(None, written)
+
+
+def test_rejected_children_degrade_and_keep_the_other_conditions() -> None:
+    base = _status(_deployment(1, 1))
+
+    status = rules.rejected_children_status(None, base, 3, "PVC c: immutable", now="T9")
+
+    assert status["phase"] == "Degraded"
+    degraded = _condition(status, "Degraded")
+    assert (degraded["status"], degraded["reason"]) == ("True", rules.CHILD_REJECTED)
+    assert degraded["message"] == "PVC c: immutable"
+    assert _condition(status, "Ready") == _condition(base, "Ready")
+    assert [c["type"] for c in status["conditions"]] == ["Ready", "Progressing", "Degraded"]

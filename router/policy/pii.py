@@ -221,11 +221,14 @@ class _Wanted:
 def _scan_numeric(text: str, ascii_text: bytes, wanted: _Wanted) -> Iterator[PiiMatch]:
     """Validate every digit cluster against each numeric type still wanted."""
     class_map = ascii_text.translate(_CLASS_MAP)
+    # The digits of an IBAN found here are not checked again as some other number.
+    iban_spans: list[tuple[int, int]] = []
     if wanted.iban:
         position = class_map.find(_MAPPED_IBAN_START)
         while position != -1:
             iban = _iban_at(text, position)
             if iban is not None:
+                iban_spans.append((position, position + len(iban)))
                 yield PiiMatch(PiiType.IBAN, iban)
                 if not wanted.wants(PiiType.IBAN):
                     break
@@ -235,6 +238,10 @@ def _scan_numeric(text: str, ascii_text: bytes, wanted: _Wanted) -> Iterator[Pii
         start, end = candidate.span()
         if _cannot_be_numeric_pii(text, start, candidate.group()):
             continue
+        if iban_spans:
+            start = max(
+                [last for first, last in iban_spans if first <= start < last], default=start
+            )
         for cluster_match in _CLUSTER.finditer(text, start, end):
             cluster_start, cluster_end = cluster_match.span()
             if cluster_end - cluster_start >= _MIN_NUMERIC_CLUSTER:

@@ -7,6 +7,7 @@ import json
 
 import pytest
 from modelplane.router.policy.pii import (
+    PiiMatch,
     detect_pii,
     find_pii,
     iban_checksum_valid,
@@ -410,3 +411,11 @@ def test_pathological_inputs_do_not_hang_the_scan(text: str) -> None:
     # Quadratic behaviour on 200 KB would run into the suite's timeout, not finish here.
     find_pii(text)
     detect_pii(text)
+
+
+def test_iban_digits_are_not_reported_as_another_number() -> None:
+    text = "pay DE89 3704 0044 0532 0130 00 or call 020 7946 0958"
+    assert find_pii(text) == [
+        PiiMatch(PiiType.IBAN, "DE89 3704 0044 0532 0130 00"),
+        PiiMatch(PiiType.PHONE, "020 7946 0958"),
+    ]

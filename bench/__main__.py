@@ -28,7 +28,10 @@ BENCHMARKS: dict[str, tuple[float, float]] = {
     "memory_soak": (90, 1200),
     "operator_scale": (120, 900),
 }
-EXTRA_ARGS_FULL: dict[str, list[str]] = {"router_overhead": ["--profile"]}
+EXTRA_ARGS_FULL: dict[str, list[str]] = {
+    "router_overhead": ["--profile"],
+    "operator_scale": ["--profile"],
+}
 
 
 @dataclass

@@ -93,10 +93,15 @@ def build_registry(
     md = resource("ModelDeployment")
 
     @kopf.on.resume(**md, registry=registry, id="reconcile-ModelDeployment")
-    @kopf.on.create(**md, registry=registry, id="reconcile-ModelDeployment")
     @kopf.on.update(**md, registry=registry, id="reconcile-ModelDeployment")
     async def reconcile_model_deployment(body: kopf.Body, **_: Any) -> None:
         await guarded(reconciler.reconcile_model_deployment(body))
+
+    @kopf.on.create(**md, registry=registry, id="reconcile-ModelDeployment")
+    async def create_model_deployment(body: kopf.Body, **_: Any) -> None:
+        # A new resource has no children of its own to prune yet (a predecessor's, being
+        # collected, are owned by another uid): skip the listing, which bulk creation feels.
+        await guarded(reconciler.reconcile_model_deployment(body, prune=False))
 
     @kopf.on.timer(
         **md,

@@ -16,7 +16,6 @@ from modelplane.router.api.app import create_app
 from modelplane.router.catalog import CatalogSource, catalog_from_config
 from modelplane.router.config import parse_config
 from modelplane.router.state import InProcessState
-from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
@@ -36,7 +35,6 @@ class KeptOpen(io.BytesIO):
 class Harness:
     client: httpx.AsyncClient
     spans: InMemorySpanExporter
-    metrics: InMemoryMetricReader
     telemetry: Telemetry
     audit: KeptOpen
     llama: LoopbackUpstream
@@ -50,8 +48,7 @@ class Harness:
         )
 
     def points(self, name: str) -> list[Any]:
-        data = self.metrics.get_metrics_data()
-        assert data is not None
+        data = self.telemetry.metrics_data()
         return [
             point
             for resource in data.resource_metrics
@@ -95,11 +92,10 @@ tenants:
     api_keys: [{KEY}]
     default_data_class: public
 """)
-        spans, metrics, audit = InMemorySpanExporter(), InMemoryMetricReader(), KeptOpen()
+        spans, audit = InMemorySpanExporter(), KeptOpen()
         telemetry = Telemetry(
             TelemetrySettings(),
             span_processors=[SimpleSpanProcessor(spans)],
-            metric_readers=[metrics],
             audit_log=AuditLog(audit, flush_interval_s=60),
         )
         app = create_app(
@@ -108,7 +104,7 @@ tenants:
         async with httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app), base_url="http://router"
         ) as client:
-            yield Harness(client, spans, metrics, telemetry, audit, llama, gpt)
+            yield Harness(client, spans, telemetry, audit, llama, gpt)
         telemetry.shutdown()
 
 

@@ -21,10 +21,11 @@ from modelplane.router.policy.types import (
     Location,
     PiiType,
 )
-from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.metrics.export import MetricExporter, MetricExportResult, MetricsData
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
+from prometheus_client.parser import text_string_to_metric_families
 
 BACKENDS = {
     "llama": BackendInfo(
@@ -59,14 +60,12 @@ class Captured:
         self,
         telemetry: Telemetry,
         spans: InMemorySpanExporter,
-        metrics: InMemoryMetricReader,
         audit: io.BytesIO,
     ) -> None:
-        self.telemetry, self.spans, self.metrics, self.audit = telemetry, spans, metrics, audit
+        self.telemetry, self.spans, self.audit = telemetry, spans, audit
 
     def metric_points(self, name: str) -> list[Any]:
-        data = self.metrics.get_metrics_data()
-        assert data is not None
+        data = self.telemetry.metrics_data()
         return [
             point
             for resource in data.resource_metrics
@@ -90,15 +89,13 @@ class KeptOpen(io.BytesIO):
 @pytest.fixture
 def captured() -> Iterator[Captured]:
     spans = InMemorySpanExporter()
-    metrics = InMemoryMetricReader()
     audit = KeptOpen()
     telemetry = Telemetry(
         TelemetrySettings(prometheus=True),
         span_processors=[SimpleSpanProcessor(spans)],
-        metric_readers=[metrics],
         audit_log=AuditLog(audit, flush_interval_s=60),
     )
-    yield Captured(telemetry, spans, metrics, audit)
+    yield Captured(telemetry, spans, audit)
     telemetry.shutdown()
 
 
@@ -226,3 +223,98 @@ def test_budget_and_price_gauges_and_prometheus_text(captured: Captured) -> None
     text = captured.telemetry.export_prometheus().decode()
     assert "modelplane_budget_remaining" in text
     assert "modelplane_backend_cost_per_mtok" in text
+
+
+class CapturingExporter(MetricExporter):
+    """A metric exporter keeping what it is given (the OTLP exporter's place in production)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.exported: list[MetricsData] = []
+
+    def export(
+        self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any
+    ) -> MetricExportResult:
+        self.exported.append(metrics_data)
+        return MetricExportResult.SUCCESS
+
+    def force_flush(self, timeout_millis: float = 10_000) -> bool:
+        return True
+
+    def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
+        pass
+
+
+def test_metric_exporters_receive_cumulative_otel_data() -> None:
+    exporter = CapturingExporter()
+    telemetry = Telemetry(
+        TelemetrySettings(prometheus=False, metric_export_interval_s=60),
+        metric_exporters=[exporter],
+    )
+    request = telemetry.start_request("team-a", "auto", stream=False)
+    request.decided(SPILLED, BACKENDS, 0.0001)
+    request.finish("gpt-4o", input_tokens=3, output_tokens=4, cost_usd=0.01, ttft_s=0.2)
+    telemetry.shutdown()  # exports once more on the way out
+
+    (data,) = exporter.exported
+    (scope,) = data.resource_metrics[0].scope_metrics
+    names = {metric.name for metric in scope.metrics}
+    assert {"gen_ai.client.token.usage", "modelplane.cost", "modelplane.spillover"} <= names
+    usage = next(m for m in scope.metrics if m.name == "gen_ai.client.token.usage")
+    assert usage.unit == "{token}"
+    assert sorted(point.sum for point in usage.data.data_points) == [3, 4]
+    assert all(point.attributes["gen_ai.system"] == "openai" for point in usage.data.data_points)
+
+
+def test_prometheus_names_and_labels() -> None:
+    telemetry = Telemetry(TelemetrySettings())
+    request = telemetry.start_request("team-a", "auto", stream=False)
+    request.decided(SPILLED, BACKENDS, 0.0001)
+    request.finish("gpt-4o", input_tokens=3, output_tokens=4, cost_usd=0.01, ttft_s=0.2)
+    text = telemetry.export_prometheus().decode()
+    telemetry.shutdown()
+    samples = {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+    operation = {
+        "gen_ai_operation_name": "chat",
+        "gen_ai_system": "openai",
+        "gen_ai_request_model": "auto",
+        "modelplane_backend": "gpt-4o",
+    }
+
+    def value(name: str, **labels: str) -> float:
+        return samples[(name, tuple(sorted(labels.items())))]
+
+    input_labels = {**operation, "gen_ai_token_type": "input"}
+    assert value("gen_ai_client_token_usage_bucket", **input_labels, le="4.0") == 1
+    assert value("gen_ai_client_token_usage_bucket", **input_labels, le="1.0") == 0
+    assert value("gen_ai_server_request_duration_seconds_count", **operation, error_type="") == 1
+    assert value("gen_ai_server_time_to_first_token_seconds_sum", **operation) == 0.2
+    assert value("modelplane_decision_duration_seconds_count") == 1
+    cost = {"modelplane_tenant": "team-a", "modelplane_backend": "gpt-4o"}
+    assert value("modelplane_cost_USD_total", **cost) == 0.01
+    spill = {"modelplane_backend": "gpt-4o", "modelplane_spill_reason": "latency"}
+    assert value("modelplane_spillover_total", **spill) == 1
+
+
+def test_unsampled_requests_make_no_spans_but_still_count() -> None:
+    spans = InMemorySpanExporter()
+    telemetry = Telemetry(
+        TelemetrySettings(prometheus=False, trace_sample_ratio=0.0),
+        span_processors=[SimpleSpanProcessor(spans)],
+    )
+    request = telemetry.start_request("team-a", "auto", stream=False)
+    request.decided(CONFIDENTIAL, BACKENDS, 0.0001)
+    request.attempt("llama").succeeded()
+    request.finish("llama", input_tokens=1, output_tokens=1, cost_usd=0.0, ttft_s=None)
+    data = telemetry.metrics_data()
+    telemetry.shutdown()
+
+    assert spans.get_finished_spans() == ()
+    assert any(
+        m.name == "modelplane.egress.blocked"
+        for m in data.resource_metrics[0].scope_metrics[0].metrics
+    )

@@ -75,6 +75,12 @@ class ReconcileOptions(BaseModel):
         " Ready transitions are posted as events either way.",
     )
     max_workers: int = Field(default=20, ge=1, description="Threads for kopf's sync handlers.")
+    max_concurrent_passes: int = Field(
+        default=32,
+        ge=1,
+        description="ModelDeployment passes in flight at once: bounds memory and API load when"
+        " many resources change together (e.g. at start-up).",
+    )
 
 
 class Reconciler:
@@ -96,6 +102,7 @@ class Reconciler:
         self._queued: set[tuple[str, str]] = set()
         self._own_writes: dict[_ResourceKey, str] = {}
         self._unserved_kinds: set[str] = set()
+        self._passes = asyncio.Semaphore(self.options.max_concurrent_passes)
 
     # ModelDeployment
 
@@ -105,7 +112,7 @@ class Reconciler:
         """One full pass for a ModelDeployment body; returns the status it now has."""
         meta = body.get("metadata", {})
         key = (meta.get("namespace", ""), meta.get("name", ""))
-        async with self._lock(key):
+        async with self._lock(key), self._passes:
             return await self._reconcile_model_deployment(plain_data(body), prune=prune)
 
     async def refresh_model_deployment(self, namespace: str, name: str) -> None:
@@ -118,7 +125,7 @@ class Reconciler:
             return
         self._queued.add(key)
         try:
-            async with self._lock(key):
+            async with self._lock(key), self._passes:
                 self._queued.discard(key)
                 body = await self.api.get(KNOWN_KINDS["ModelDeployment"], namespace, name)
                 if body is not None:

@@ -61,6 +61,13 @@ def register(parser: argparse.ArgumentParser) -> None:
         help="export traces and metrics over OTLP/HTTP (default: $OTEL_EXPORTER_OTLP_ENDPOINT)",
     )
     serve.add_argument(
+        "--trace-sample-ratio",
+        type=float,
+        default=1.0,
+        metavar="RATIO",
+        help="share of requests traced when traces are exported (default: 1, every request)",
+    )
+    serve.add_argument(
         "--audit-log", metavar="FILE", help="append decision audit lines ('-': stdout)"
     )
     serve.add_argument(
@@ -82,29 +89,40 @@ def serve_command(args: argparse.Namespace) -> int:
     from modelplane.router.adapters.telemetry import TelemetrySettings
     from modelplane.router.api.app import create_app
     from modelplane.router.config import ConfigError, load_config
+    from pydantic import ValidationError
 
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    options = ServeOptions(
-        kubernetes=args.kubernetes,
-        namespace=args.namespace,
-        all_namespaces=args.all_namespaces,
-        redis=RedisStateSettings(
-            url=args.redis_url,
-            limits_fail_open=not args.limits_fail_closed,
-            budgets_fail_open=args.budgets_fail_open,
-        )
-        if args.redis_url
-        else None,
-        telemetry=None
-        if args.no_telemetry
-        else TelemetrySettings(otlp_endpoint=args.otlp_endpoint, audit_log=args.audit_log),
-        scrape_interval_s=args.scrape_interval,
-    )
     try:
+        options = ServeOptions(
+            kubernetes=args.kubernetes,
+            namespace=args.namespace,
+            all_namespaces=args.all_namespaces,
+            redis=RedisStateSettings(
+                url=args.redis_url,
+                limits_fail_open=not args.limits_fail_closed,
+                budgets_fail_open=args.budgets_fail_open,
+            )
+            if args.redis_url
+            else None,
+            telemetry=None
+            if args.no_telemetry
+            else TelemetrySettings(
+                otlp_endpoint=args.otlp_endpoint,
+                audit_log=args.audit_log,
+                trace_sample_ratio=args.trace_sample_ratio,
+            ),
+            scrape_interval_s=max(0.0, args.scrape_interval),
+        )
         config = load_config(args.config) if args.config else None
         runtime = build_runtime(options, config)
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{'.'.join(map(str, problem['loc']))}: {problem['msg']}" for problem in error.errors()
+        )
+        print(f"modelplane router: invalid option: {problems}", file=sys.stderr)
+        return 2
     except ConfigError as error:
         print(f"modelplane router: {error}", file=sys.stderr)
         return 2

@@ -9,8 +9,9 @@ Triton's own `nv_inference_request_success`. Values are summed over label sets (
 or LoRA adapters on one engine).
 
 One scrape per backend per interval runs in a background task; the request path only reads the
-latest `EngineLoad`. A connection failure marks the backend unreachable (no replica answering,
-e.g. scaled to zero); a 404 or an unknown format just means the engine exports nothing useful.
+latest `EngineLoad`. Connection failures in consecutive rounds mark the backend unreachable (no
+replica answering, e.g. scaled to zero); a timeout keeps what is known (slow is not gone), and a
+404 or an unknown format just means the engine exports nothing useful.
 """
 
 from __future__ import annotations
@@ -136,6 +137,7 @@ class _Tracked:
     target: ScrapeTarget
     sample: EngineSample | None = None
     live: LiveEngine = LiveEngine(reachable=True)
+    refused: int = 0  # consecutive scrapes that found nothing listening
 
 
 class EngineMetricsScraper:
@@ -144,11 +146,15 @@ class EngineMetricsScraper:
     def __init__(
         self,
         interval_s: float = 1.0,
-        timeout_s: float = 0.5,
+        timeout_s: float = 1.0,
         clock: Clock = time.monotonic,
         on_round: Callable[[], None] | None = None,
+        unreachable_after: int = 2,
     ) -> None:
         self._interval_s = interval_s
+        # A backend is unreachable (no replica, e.g. scaled to zero) after this many scrapes in a
+        # row found nothing listening; one lost connection under load must not take it away.
+        self._unreachable_after = unreachable_after
         self._on_round = on_round
         self.rounds = 0  # completed scrape rounds; what `live()` returns changes only with it
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
@@ -210,10 +216,17 @@ class EngineMetricsScraper:
         try:
             async with self._session.get(entry.target.metrics_url) as response:
                 text = await response.text() if response.status == 200 else ""
-        except (aiohttp.ClientError, TimeoutError, OSError):
-            entry.live = LiveEngine(reachable=False)
-            entry.sample = None
+        except TimeoutError:
+            return  # slow is not gone: keep what is known
+        except (aiohttp.ClientConnectionError, OSError):
+            entry.refused += 1
+            if entry.refused >= self._unreachable_after:
+                entry.live = LiveEngine(reachable=False)
+                entry.sample = None
             return
+        except aiohttp.ClientError:
+            return  # a malformed answer says nothing about whether it is up
+        entry.refused = 0
         sample = parse_engine_metrics(text, self._clock())
         if sample is None:
             entry.live = LiveEngine(reachable=True)

@@ -91,6 +91,8 @@ async def test_unreachable_engine_is_published_not_ready_and_back(
 
         await upstream.stop()
         await scraper.scrape_once()
+        assert source.current.backends["llama"].snapshot.ready  # one miss is not enough
+        await scraper.scrape_once()
         assert not source.current.backends["llama"].snapshot.ready
         assert source.current.backends["gpt-4o"].snapshot.ready
 
@@ -152,7 +154,8 @@ async def test_unanswered_scrape_leaves_readiness_alone_when_status_decides_it(
     live = LiveCatalog(source, scraper, readiness_from_scrape=False)
     live.set_base(base, [ScrapeTarget("llama", "http://127.0.0.1:9/metrics")])
     try:
-        await scraper.scrape_once()
+        for _ in range(2):
+            await scraper.scrape_once()
         live.scrape_round_completed()
     finally:
         await scraper.aclose()

@@ -356,10 +356,12 @@ def cpu_ratio(
 
 def table(results: dict[str, SystemResult]) -> str:
     header = (
-        f"{'system':<20}{'mode':<8}{'max req/s':>10}{'cpu ms/req':>11}"
+        f"{'system':<20}{'mode':<8}{'max req/s':>10}{'core used':>10}{'cpu ms/req':>11}"
         f"{'seq p50 +ms':>12}{'seq p99 +ms':>12}{'half p50 +ms':>13}{'half p99 +ms':>13}"
         f"{'peak RSS MB':>12}"
     )
+    # "core used": the server's CPU seconds per second at max throughput. Well below 100% means
+    # it did not get its core to itself (or waited on something), so its req/s understates it.
     lines = [header, "-" * len(header)]
     for name, result in results.items():
         for mode in MODES:
@@ -376,6 +378,7 @@ def table(results: dict[str, SystemResult]) -> str:
             lines.append(
                 f"{name:<20}{mode:<8}"
                 f"{result.figure(f'{mode}/throughput', 'achieved_rps'):>10.0f}"
+                f"{result.figure(f'{mode}/throughput', 'server_cpu_share'):>10.0%}"
                 f"{result.figure(f'{mode}/throughput', 'server_cpu_ms_per_request'):>11.3f}"
                 f"{added(results, name, f'{mode}/sequential', 'p50_ms'):>12.3f}"
                 f"{added(results, name, f'{mode}/sequential', 'p99_ms'):>12.3f}"

@@ -36,7 +36,7 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
             "external": {"url": "redis://redis.shared.svc:6379/0", "password": "s3cret"},
         }
     },
-    "no-redis": {"redis": {"enabled": False}},
+    "no-redis": {"redis": {"enabled": False}, "router": {"watchNamespace": "team-a"}},
     "cluster-wide": {
         "operator": {
             "watchAllNamespaces": True,
@@ -45,7 +45,7 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
                 "vllm_image": "registry.internal/vllm-openai:v0.12.0",
             },
         },
-        "router": {"watchNamespace": "team-a"},
+        "router": {"watchAllNamespaces": True},
         "networkPolicy": {"models": {"namespaces": ["team-a", "team-b"]}},
     },
     "network-policy-off": {"networkPolicy": {"enabled": False}},
@@ -66,6 +66,7 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
         "grafanaDashboard": {"enabled": True, "namespace": "monitoring"},
         "router": {
             "otlpEndpoint": "http://otel-collector.monitoring:4318",
+            "traceSampleRatio": 0.25,
             "auditLog": False,
             "logLevel": "info",
             "redisFailure": {"limitsFailOpen": False, "budgetsFailOpen": True},
@@ -327,10 +328,10 @@ def test_router_only_reads_modelplane_kinds_and_secrets(
             assert set(rule["verbs"]) == {"get", "list", "watch"}
 
 
-def test_router_reads_only_the_namespace_it_watches(
+def test_router_rbac_is_a_role_in_its_namespace_and_cluster_wide_by_value(
     rendered: dict[str, list[Manifest]],
 ) -> None:
-    for value_set, namespace in (("defaults", NAMESPACE), ("cluster-wide", "team-a")):
+    for value_set, namespace in (("defaults", NAMESPACE), ("no-redis", "team-a")):
         manifests = rendered[value_set]
         role = _named(manifests, "Role", "mp-modelplane-router")
         assert role["metadata"]["namespace"] == namespace
@@ -341,8 +342,18 @@ def test_router_reads_only_the_namespace_it_watches(
         ]
         router_args = _container(manifests, "Deployment", "mp-modelplane-router")["args"]
         assert f"--namespace={namespace}" in router_args
+        assert "--all-namespaces" not in router_args
         cluster_roles = [m["metadata"]["name"] for m in _of_kind(manifests, "ClusterRole")]
         assert not [name for name in cluster_roles if "router" in name]
+
+    cluster = rendered["cluster-wide"]
+    _named(cluster, "ClusterRole", "mp-modelplane-router")
+    binding = _named(cluster, "ClusterRoleBinding", "mp-modelplane-router")
+    assert binding["subjects"][0]["namespace"] == NAMESPACE
+    assert not [m for m in _of_kind(cluster, "Role") if "router" in m["metadata"]["name"]]
+    cluster_args = _container(cluster, "Deployment", "mp-modelplane-router")["args"]
+    assert "--all-namespaces" in cluster_args
+    assert not [arg for arg in cluster_args if arg.startswith("--namespace")]
 
 
 def test_router_flags_follow_the_values(rendered: dict[str, list[Manifest]]) -> None:
@@ -355,6 +366,7 @@ def test_router_flags_follow_the_values(rendered: dict[str, list[Manifest]]) -> 
 
     tuned = _container(rendered["monitoring"], "Deployment", "mp-modelplane-router")["args"]
     assert "--otlp-endpoint=http://otel-collector.monitoring:4318" in tuned
+    assert "--trace-sample-ratio=0.25" in tuned
     assert "--audit-log=-" not in tuned
     assert "--limits-fail-closed" in tuned
     assert "--budgets-fail-open" in tuned

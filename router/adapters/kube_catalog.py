@@ -308,8 +308,14 @@ class KubeConnection:
         from kubernetes import client, config
 
         configuration = client.Configuration()
-        config.load_kube_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
-        _, active = config.list_kube_config_contexts()  # type: ignore[no-untyped-call]
+        try:
+            config.load_kube_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+            _, active = config.list_kube_config_contexts()  # type: ignore[no-untyped-call]
+        except config.ConfigException as error:
+            raise ConfigError(
+                "--kubernetes needs a cluster: run inside one (service account) or point "
+                f"KUBECONFIG at a kubeconfig ({error})"
+            ) from None
         namespace = (active or {}).get("context", {}).get("namespace") or "default"
         authorization = (configuration.api_key or {}).get("authorization")
         token = authorization.removeprefix("Bearer ").strip() if authorization else None

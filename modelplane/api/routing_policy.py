@@ -29,6 +29,7 @@ PiiTypeName = Literal[
     "email", "phone", "payment_card", "iban", "us_ssn", "ip_address", "credential"
 ]
 CostPreferenceName = Literal["cheapest", "balanced"]
+OverBudgetName = Literal["reject", "in-cluster-only"]
 ALL_PII_TYPES: tuple[PiiTypeName, ...] = (
     "email",
     "phone",
@@ -48,6 +49,7 @@ class Tenant(ApiModel):
     default_data_class: DataClassName = "internal"
     daily_budget_usd: float | None = Field(default=None, ge=0, alias="dailyBudgetUSD")
     monthly_budget_usd: float | None = Field(default=None, ge=0, alias="monthlyBudgetUSD")
+    over_budget: OverBudgetName = "reject"
     rpm: int | None = Field(default=None, ge=1)
     tpm: int | None = Field(default=None, ge=1)
     allowed_backends: list[str] | None = None

@@ -18,7 +18,8 @@ cluster share one code path after loading:
 - an ExternalModel becomes an external `<provider>/<model>` backend with the key from its Secret;
   without the Secret or key it is left out (nothing could call it).
 - every RoutingPolicy contributes tenants (keys from their Secrets; a tenant whose key is missing
-  is left out); privacy, latency and cost settings come from the first policy by name.
+  is left out, `overBudget` says whether a spent budget rejects or keeps it in the cluster);
+  privacy, latency and cost settings come from the first policy by name.
 
 Resources that cannot be used are reported in `problems` and skipped; the rest still routes.
 Secret values are never logged or reported.
@@ -46,6 +47,7 @@ from modelplane.router.catalog import Catalog, CatalogBackend, catalog_from_conf
 from modelplane.router.config import (
     BackendConfig,
     ConfigError,
+    OverBudget,
     PolicyConfig,
     RouterConfig,
     TenantConfig,
@@ -250,6 +252,7 @@ def catalog_from_resources(
                     tokens_per_minute=tenant.tpm,
                     daily_budget_usd=tenant.daily_budget_usd,
                     monthly_budget_usd=tenant.monthly_budget_usd,
+                    over_budget=OverBudget(tenant.over_budget),
                 )
             )
 

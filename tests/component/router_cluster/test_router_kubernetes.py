@@ -162,3 +162,56 @@ def test_router_follows_the_cluster_resources(
 
     eventually(lambda: "gpt-4o" not in models(), "gpt-4o leaving the catalog")
     assert models() == {"auto", "llama"}
+
+
+def test_cluster_tenant_over_budget_is_rejected_or_kept_in_cluster_as_its_policy_says(
+    cluster: EmulatedCluster,
+    upstream_host: ThreadedUpstreams,
+    start_router: Callable[..., RouterProcess],
+    eventually: Callable[..., Any],
+    tmp_path: Path,
+) -> None:
+    llama, gpt = upstream_host.start("llama-3-8b"), upstream_host.start("gpt-4o")
+    kube = cluster.client()
+    create_resources(kube, llama.base_url, gpt.base_url)
+    # Priced so that gpt-4o is the cheapest choice while a tenant has budget left.
+    kube.patch("ModelDeployment", NAMESPACE, "llama", {"spec": {"cost": {"gpuHourUSD": 1000}}})
+    kube.create(secret("strict", "key", "strict-key"), NAMESPACE)
+    kube.create(secret("lenient", "key", "lenient-key"), NAMESPACE)
+    one_request_usd = 0.00001  # less than one gpt-4o answer costs
+    tenants = [
+        {
+            "name": name,
+            "apiKeySecretRef": {"name": name, "key": "key"},
+            "defaultDataClass": "public",
+            "dailyBudgetUSD": one_request_usd,
+            **extra,
+        }
+        for name, extra in (("strict", {}), ("lenient", {"overBudget": "in-cluster-only"}))
+    ]
+    kube.patch("RoutingPolicy", NAMESPACE, "default", {"spec": {"tenants": tenants}})
+    kubeconfig = cluster.write_kubeconfig(tmp_path / "kubeconfig", namespace=NAMESPACE)
+    router = start_router(
+        "--kubernetes", "--namespace", NAMESPACE, "--scrape-interval", "0",
+        env={"KUBECONFIG": str(kubeconfig)},
+    )  # fmt: skip
+
+    def backend(answer: httpx.Response) -> str | None:
+        return answer.headers.get("x-modelplane-backend")
+
+    for key in ("strict-key", "lenient-key"):
+        first = router.chat(key)
+        assert first.status_code == 200, first.text
+        assert backend(first) == "gpt-4o"
+
+    rejected = eventually(
+        lambda: (answer := router.chat("strict-key")).status_code == 429 and answer,
+        "the strict tenant rejected once over budget",
+    )
+    assert rejected.json()["error"]["code"] == "budget_exceeded"
+    kept = eventually(
+        lambda: backend(answer := router.chat("lenient-key")) == "llama" and answer,
+        "the lenient tenant moved to the in-cluster backend once over budget",
+    )
+    assert kept.status_code == 200, kept.text
+    assert router.chat("lenient-key").headers["x-modelplane-backend"] == "llama"

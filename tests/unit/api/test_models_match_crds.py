@@ -8,6 +8,7 @@ from typing import Any, Literal, Union, get_args, get_origin
 
 import annotated_types
 import pytest
+from modelplane.router.config import OverBudget
 from modelplane.router.policy import types as policy_types
 from pydantic import BaseModel
 
@@ -146,6 +147,8 @@ def test_crd_value_sets_are_the_router_policy_vocabulary(crds: dict[str, Any]) -
     assert sorted(data_classes) == sorted(member.value for member in policy_types.DataClass)
     preferences = _enum(crds, "RoutingPolicy", "spec", "cost", "preference")
     assert sorted(preferences) == sorted(member.value for member in policy_types.CostPreference)
+    over_budget = _enum(crds, "RoutingPolicy", "spec", "tenants", "[]", "overBudget")
+    assert sorted(over_budget) == sorted(member.value for member in OverBudget)
     for kind, model_path in (
         ("ModelDeployment", ("spec", "model", "capabilities", "[]")),
         ("ExternalModel", ("spec", "capabilities", "[]")),

@@ -12,6 +12,7 @@ from modelplane.router.adapters.kube_catalog import (
     catalog_from_resources,
     secret_value,
 )
+from modelplane.router.config import OverBudget
 from modelplane.router.policy.types import Capability, DataClass, Location, PiiType
 
 PRICES: dict[str, dict[str, Any]] = {
@@ -196,6 +197,36 @@ def test_routing_policy_supplies_tenants_limits_and_settings() -> None:
     settings = built.catalog.settings
     assert settings.confidential_pii_types == {PiiType.EMAIL, PiiType.IBAN}
     assert settings.latency_target_ms == 800
+
+
+def test_tenant_over_budget_is_rejected_unless_its_policy_says_in_cluster_only() -> None:
+    tenants = [
+        {"name": "strict", "apiKeySecretRef": {"name": "team-a", "key": "strict"}},
+        {
+            "name": "lenient",
+            "apiKeySecretRef": {"name": "team-a", "key": "lenient"},
+            "overBudget": "in-cluster-only",
+        },
+    ]
+    team_secret = secret("team-a", strict="strict-key", lenient="lenient-key")
+
+    built = catalog_from_resources(
+        resources(
+            routing_policies={"default": routing_policy(tenants=tenants)},
+            secrets={"openai": secret("openai", **{"api-key": "sk"}), "team-a": team_secret},
+        ),
+        PRICES,
+    )
+
+    over_budget = {
+        key: tenant.over_budget if (tenant := built.catalog.authenticate(key)) else None
+        for key in ("strict-key", "lenient-key")
+    }
+    assert over_budget == {
+        "strict-key": OverBudget.REJECT,
+        "lenient-key": OverBudget.IN_CLUSTER_ONLY,
+    }
+    assert built.problems == ()
 
 
 def test_tenant_without_key_cannot_authenticate_and_is_reported() -> None:

@@ -22,6 +22,9 @@ SERVED_MODEL_NAME = "smollm2-135m-instruct"
 # SmolLM2 was trained with an 8192-token context; the demo serves it with all of it.
 CONTEXT_WINDOW = 8192
 INSTALLED_STAMP = ".modelplane-installed"
+# The multimodal library (mtmd/llava) is a good part of the compile and the text server never
+# loads it: llama_cpp imports it only for image chat handlers.
+BUILD_CMAKE_ARGS = "-DLLAVA_BUILD=OFF"
 
 
 class LocalModelSetupError(RuntimeError):
@@ -59,6 +62,7 @@ def ensure_installed(venv: Path, log_path: Path) -> bool:
         subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     env = dict(os.environ)
     env.setdefault("CMAKE_BUILD_PARALLEL_LEVEL", str(os.cpu_count() or 2))
+    env.setdefault("CMAKE_ARGS", BUILD_CMAKE_ARGS)
     with log_path.open("ab") as log:
         result = subprocess.run(
             install_command(venv), stdout=log, stderr=subprocess.STDOUT, env=env, check=False

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal, Self
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 from pydantic.alias_generators import to_camel
@@ -111,6 +111,34 @@ class InvalidSpecError(ValueError):
             message = detail["msg"].removeprefix("Value error, ")
             problems.append(f"{location}: {message}")
         return cls("InvalidSpec", f"{kind} is invalid: " + "; ".join(problems))
+
+
+class ConditionsStatus(TolerantApiModel):
+    """The status every kind reports: the generation observed and its conditions."""
+
+    observed_generation: int | None = None
+    conditions: list[Condition] = Field(default_factory=list)
+
+
+class CustomResource(TolerantApiModel):
+    """A whole modelplane resource as the API server returns it; each kind adds its spec, status."""
+
+    resource_kind: ClassVar[str]
+
+    api_version: Literal["modelplane.dev/v1alpha1"] = "modelplane.dev/v1alpha1"
+    metadata: ObjectMeta
+
+    @classmethod
+    def from_body(cls, body: Mapping[str, Any]) -> Self:
+        """Parse a resource body (a dict or a kopf Body); raise InvalidSpecError if unusable."""
+        try:
+            return cls.model_validate(plain_data(body))
+        except ValidationError as error:
+            raise InvalidSpecError.from_validation_error(cls.resource_kind, error) from None
+
+    @property
+    def name(self) -> str:
+        return self.metadata.name
 
 
 def plain_data(value: object) -> Any:

@@ -6,21 +6,17 @@ the reference to the Secret that holds it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, Literal, Self
+from typing import Literal, Self
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, model_validator
 
 from modelplane.api.base import (
     ApiModel,
     Capability,
-    Condition,
-    InvalidSpecError,
-    ObjectMeta,
+    ConditionsStatus,
+    CustomResource,
     SecretKeyRef,
-    TolerantApiModel,
     chat_only,
-    plain_data,
 )
 
 KIND = "ExternalModel"
@@ -48,30 +44,15 @@ class ExternalModelSpec(ApiModel):
         return self
 
 
-class ExternalModelStatus(TolerantApiModel):
+class ExternalModelStatus(ConditionsStatus):
     """What the operator observed: `Ready` is False with a reason when the key is missing."""
 
-    observed_generation: int | None = None
-    conditions: list[Condition] = Field(default_factory=list)
 
-
-class ExternalModel(TolerantApiModel):
+class ExternalModel(CustomResource):
     """A whole ExternalModel resource as the API server returns it."""
 
-    api_version: Literal["modelplane.dev/v1alpha1"] = "modelplane.dev/v1alpha1"
+    resource_kind = KIND
+
     kind: Literal["ExternalModel"] = "ExternalModel"
-    metadata: ObjectMeta
     spec: ExternalModelSpec
     status: ExternalModelStatus | None = None
-
-    @classmethod
-    def from_body(cls, body: Mapping[str, Any]) -> ExternalModel:
-        """Parse a resource body (a dict or a kopf Body); raise InvalidSpecError if unusable."""
-        try:
-            return cls.model_validate(plain_data(body))
-        except ValidationError as error:
-            raise InvalidSpecError.from_validation_error(KIND, error) from None
-
-    @property
-    def name(self) -> str:
-        return self.metadata.name

@@ -9,22 +9,18 @@ gets a status condition with a reason instead of a broken workload.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
-from typing import Annotated, Any, Literal, Self
+from typing import Annotated, Literal, Self
 
-from pydantic import AfterValidator, Field, ValidationError, model_validator
+from pydantic import AfterValidator, Field, model_validator
 
 from modelplane.api.base import (
     DNS_1035_LABEL_PATTERN,
     ApiModel,
     Capability,
-    Condition,
-    InvalidSpecError,
-    ObjectMeta,
+    ConditionsStatus,
+    CustomResource,
     Quantity,
-    TolerantApiModel,
     chat_only,
-    plain_data,
 )
 
 KIND = "ModelDeployment"
@@ -270,24 +266,22 @@ class ModelDeploymentSpec(ApiModel):
         return self.autoscaling.max_replicas if self.autoscaling else self.replicas
 
 
-class ModelDeploymentStatus(TolerantApiModel):
+class ModelDeploymentStatus(ConditionsStatus):
     """What the operator observed."""
 
-    observed_generation: int | None = None
     phase: Phase | None = None
     replicas: int | None = None
     ready_replicas: int | None = None
     url: str | None = None
     selector: str | None = None
-    conditions: list[Condition] = Field(default_factory=list)
 
 
-class ModelDeployment(TolerantApiModel):
+class ModelDeployment(CustomResource):
     """A whole ModelDeployment resource as the API server returns it."""
 
-    api_version: Literal["modelplane.dev/v1alpha1"] = "modelplane.dev/v1alpha1"
+    resource_kind = KIND
+
     kind: Literal["ModelDeployment"] = "ModelDeployment"
-    metadata: ObjectMeta
     spec: ModelDeploymentSpec
     status: ModelDeploymentStatus | None = None
 
@@ -299,18 +293,6 @@ class ModelDeployment(TolerantApiModel):
                 "(it names the model's Service)"
             )
         return self
-
-    @classmethod
-    def from_body(cls, body: Mapping[str, Any]) -> ModelDeployment:
-        """Parse a resource body (a dict or a kopf Body); raise InvalidSpecError if unusable."""
-        try:
-            return cls.model_validate(plain_data(body))
-        except ValidationError as error:
-            raise InvalidSpecError.from_validation_error(KIND, error) from None
-
-    @property
-    def name(self) -> str:
-        return self.metadata.name
 
     @property
     def served_name(self) -> str:

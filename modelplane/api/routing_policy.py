@@ -6,20 +6,11 @@ vocabulary (`modelplane.router.policy.types`); a unit test keeps the two in step
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, Literal, Self
+from typing import Literal, Self
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, model_validator
 
-from modelplane.api.base import (
-    ApiModel,
-    Condition,
-    InvalidSpecError,
-    ObjectMeta,
-    SecretKeyRef,
-    TolerantApiModel,
-    plain_data,
-)
+from modelplane.api.base import ApiModel, ConditionsStatus, CustomResource, SecretKeyRef
 
 KIND = "RoutingPolicy"
 PLURAL = "routingpolicies"
@@ -104,30 +95,15 @@ class RoutingPolicySpec(ApiModel):
         return self
 
 
-class RoutingPolicyStatus(TolerantApiModel):
+class RoutingPolicyStatus(ConditionsStatus):
     """What the operator observed: `Ready` is False with a reason when a Secret is missing."""
 
-    observed_generation: int | None = None
-    conditions: list[Condition] = Field(default_factory=list)
 
-
-class RoutingPolicy(TolerantApiModel):
+class RoutingPolicy(CustomResource):
     """A whole RoutingPolicy resource as the API server returns it."""
 
-    api_version: Literal["modelplane.dev/v1alpha1"] = "modelplane.dev/v1alpha1"
+    resource_kind = KIND
+
     kind: Literal["RoutingPolicy"] = "RoutingPolicy"
-    metadata: ObjectMeta
     spec: RoutingPolicySpec
     status: RoutingPolicyStatus | None = None
-
-    @classmethod
-    def from_body(cls, body: Mapping[str, Any]) -> RoutingPolicy:
-        """Parse a resource body (a dict or a kopf Body); raise InvalidSpecError if unusable."""
-        try:
-            return cls.model_validate(plain_data(body))
-        except ValidationError as error:
-            raise InvalidSpecError.from_validation_error(KIND, error) from None
-
-    @property
-    def name(self) -> str:
-        return self.metadata.name

@@ -60,7 +60,6 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
-from types import TracebackType
 from typing import Any, TypeVar
 
 import aiohttp.test_utils
@@ -73,6 +72,7 @@ import orjson
 import yaml
 
 from modelplane.operator.kubeapi import KNOWN_KINDS
+from modelplane.testing.processes import ServerContext
 
 JsonDict = dict[str, Any]
 _T = TypeVar("_T")
@@ -1260,7 +1260,7 @@ class _QuietTestServer(aiohttp.test_utils.RawTestServer):
         return await super()._make_runner(debug=debug, access_log=None, **kwargs)
 
 
-class EmulatedCluster:
+class EmulatedCluster(ServerContext):
     """The emulator served on 127.0.0.1 from a thread of its own, with synchronous helpers.
 
     Use as a context manager: `with EmulatedCluster() as cluster: cluster.url ...`.
@@ -1294,21 +1294,15 @@ class EmulatedCluster:
     def url(self) -> str:
         return self._url
 
-    def __enter__(self) -> EmulatedCluster:
+    def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="kube-emulator", daemon=True)
         self._thread.start()
         if not self._started.wait(timeout=30):
             raise TimeoutError("the Kubernetes emulator did not start within 30 s")
         if self._failure is not None:
             raise RuntimeError("the Kubernetes emulator failed to start") from self._failure
-        return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
+    def close(self) -> None:
         for client in self._clients:
             client.close()
         if self._loop is not None and self._stopping is not None:

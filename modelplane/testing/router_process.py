@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -20,16 +19,10 @@ from typing import Any, TypeVar
 
 import httpx
 
+from modelplane.testing.processes import free_port, stop_process
 from modelplane.testing.upstream import LoopbackUpstream
 
 T = TypeVar("T")
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 class ThreadedUpstreams:
@@ -71,6 +64,11 @@ class RouterProcess:
     process: subprocess.Popen[bytes]
     log_path: Path
 
+    @property
+    def base_url(self) -> str:
+        """The OpenAI-compatible API root, as an SDK's `base_url`."""
+        return f"{self.url}/v1"
+
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
@@ -95,12 +93,7 @@ class RouterProcess:
         return httpx.get(f"{self.url}/metrics", timeout=10).text
 
     def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=5)
+        stop_process(self.process, timeout_s=10)
 
 
 def start_router_process(

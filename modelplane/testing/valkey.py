@@ -11,14 +11,8 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
-from types import TracebackType
 
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
+from modelplane.testing.processes import ServerContext, free_port, stop_process
 
 
 def valkey_binary() -> Path:
@@ -28,7 +22,7 @@ def valkey_binary() -> Path:
     return path
 
 
-class ValkeyProcess:
+class ValkeyProcess(ServerContext):
     """One valkey-server process; `start()` and `stop()` may be called repeatedly."""
 
     def __init__(self, port: int | None = None, start_timeout_s: float = 10.0) -> None:
@@ -79,28 +73,11 @@ class ValkeyProcess:
         process, self._process = self._process, None
         if process is None:
             return
-        process.terminate()
-        try:
-            process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
+        stop_process(process, timeout_s=5)
 
     def close(self) -> None:
         self.stop()
         self._workdir.cleanup()
-
-    def __enter__(self) -> ValkeyProcess:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def _answers_ping(self) -> bool:
         try:

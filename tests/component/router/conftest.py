@@ -7,63 +7,23 @@ thread, which is safe for these plain attribute writes and list reads.
 
 from __future__ import annotations
 
-import asyncio
-import os
-import socket
-import subprocess
-import sys
 import textwrap
-import threading
-import time
-from collections.abc import Coroutine, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
 
-import httpx
 import pytest
 
+from modelplane.testing.router_process import (
+    RouterProcess,
+    ThreadedUpstreams,
+    start_router_process,
+)
 from modelplane.testing.upstream import LoopbackUpstream
-
-T = TypeVar("T")
 
 API_KEY = "test-key"
 LIMITED_KEY = "limited-key"
 EXTERNAL_KEY = "sk-external-test"
-STARTUP_TIMEOUT_S = 60.0
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-class UpstreamHost:
-    """An event loop in a thread, serving loopback upstreams."""
-
-    def __init__(self) -> None:
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
-        self._thread.start()
-        self._upstreams: list[LoopbackUpstream] = []
-
-    def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
-        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(timeout=10)
-
-    def start(self, model: str) -> LoopbackUpstream:
-        upstream = LoopbackUpstream(model=model)
-        self.run(upstream.start())
-        self._upstreams.append(upstream)
-        return upstream
-
-    def close(self) -> None:
-        for upstream in self._upstreams:
-            self.run(upstream.stop())
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(timeout=5)
-        self._loop.close()
 
 
 @dataclass(frozen=True)
@@ -120,72 +80,30 @@ def router_config(
     )
 
 
-@dataclass
-class RouterProcess:
-    url: str
-    process: subprocess.Popen[bytes]
-    log_path: Path
-
-    @property
-    def base_url(self) -> str:
-        return f"{self.url}/v1"
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-
 def start_router(config_text: str, directory: Path) -> Iterator[RouterProcess]:
     """Run `modelplane router serve` on a free port until the generator is closed."""
     config_path = directory / "router.yaml"
     config_path.write_text(config_text)
-    log_path = directory / "router.log"
-    port = free_port()
-    environ = {
-        **os.environ,
-        "LITELLM_LOCAL_MODEL_COST_MAP": "True",
-        "TEST_ROUTER_KEY": API_KEY,
-        "TEST_EXTERNAL_KEY": EXTERNAL_KEY,
-    }
-    command = [sys.executable, "-m", "modelplane", "router", "serve", "--config", str(config_path)]
-    command += ["--host", "127.0.0.1", "--port", str(port)]
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=environ)
-    router = RouterProcess(url=f"http://127.0.0.1:{port}", process=process, log_path=log_path)
+    router = start_router_process(
+        ["--config", str(config_path)],
+        directory / "router.log",
+        env={"TEST_ROUTER_KEY": API_KEY, "TEST_EXTERNAL_KEY": EXTERNAL_KEY},
+    )
     try:
-        _wait_until_ready(router)
         yield router
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
-
-
-def _wait_until_ready(router: RouterProcess) -> None:
-    deadline = time.monotonic() + STARTUP_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if router.process.poll() is not None:
-            pytest.fail(f"the router exited with {router.process.returncode}:\n{router.log()}")
-        try:
-            if httpx.get(f"{router.url}/readyz", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.05)
-    pytest.fail(f"the router was not ready within {STARTUP_TIMEOUT_S} s:\n{router.log()}")
+        router.stop()
 
 
 @pytest.fixture(scope="module")
-def upstream_host() -> Iterator[UpstreamHost]:
-    host = UpstreamHost()
+def upstream_host() -> Iterator[ThreadedUpstreams]:
+    host = ThreadedUpstreams()
     yield host
     host.close()
 
 
 @pytest.fixture(scope="module")
-def module_upstreams(upstream_host: UpstreamHost) -> Upstreams:
+def module_upstreams(upstream_host: ThreadedUpstreams) -> Upstreams:
     return Upstreams(llama=upstream_host.start("llama-3-8b"), gpt=upstream_host.start("gpt-4o"))
 
 

@@ -10,7 +10,9 @@ import httpx
 import openai
 import pytest
 
-from .conftest import API_KEY, EXTERNAL_KEY, LIMITED_KEY, RouterProcess, Upstreams
+from modelplane.testing.router_process import RouterProcess
+
+from .conftest import API_KEY, EXTERNAL_KEY, LIMITED_KEY, Upstreams
 
 HELLO = [{"role": "user", "content": "Say hello."}]
 ROUTING_HEADERS = ("x-modelplane-backend", "x-modelplane-data-class", "x-modelplane-decision")

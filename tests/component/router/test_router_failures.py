@@ -10,14 +10,10 @@ import httpx
 import openai
 import pytest
 
-from .conftest import (
-    API_KEY,
-    RouterProcess,
-    Upstreams,
-    free_port,
-    router_config,
-    start_router,
-)
+from modelplane.testing.processes import free_port
+from modelplane.testing.router_process import RouterProcess
+
+from .conftest import API_KEY, Upstreams, router_config, start_router
 
 HELLO = [{"role": "user", "content": "Say hello."}]
 

@@ -79,7 +79,9 @@ class AttemptObservation:
     """The outcome of one upstream attempt.
 
     `ok` is False for connect errors, timeouts, 5xx and 429; such failures count toward cooldown.
-    `ttft_ms` is the time until the first response byte (first SSE event when streaming).
+    `ttft_ms` is the time until the first SSE event of a streamed reply; None for a non-streamed
+    one, whose first byte only comes once generation is over. Decode rates are then taken over the
+    whole `duration_s`.
     """
 
     backend: str

@@ -7,13 +7,13 @@ thread, which is safe for these plain attribute writes and list reads.
 
 from __future__ import annotations
 
-import textwrap
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from modelplane.testing.router_config import external_gpt4o, in_cluster_llama, router_config_text
 from modelplane.testing.router_process import (
     RouterProcess,
     ThreadedUpstreams,
@@ -44,39 +44,34 @@ def router_config(
     cooldown_failures: int = 3,
     llama_timeout_s: float = 5,
 ) -> str:
-    adapter_line = f"\n            adapter: {gpt_adapter}" if gpt_adapter else ""
-    return textwrap.dedent(
-        f"""\
-        backends:
-          - name: llama-3-8b
-            model: hosted_vllm/llama-3-8b
-            api_base: {llama_base}
-            location: in-cluster
-            context_window: 8192
-            capabilities: [chat, json]
-            gpu_hour_usd: 1.2
-            tokens_per_second: 2500
-            timeout_s: {llama_timeout_s}
-          - name: gpt-4o
-            model: openai/gpt-4o
-            api_base: {gpt_base}
-            api_key: ${{TEST_EXTERNAL_KEY}}
-            location: external
-            context_window: 128000
-            capabilities: [chat, tools, json, images]
-            timeout_s: 5{adapter_line}
-        tenants:
-          - name: team
-            api_keys: ["${{TEST_ROUTER_KEY}}"]
-            default_data_class: internal
-          - name: limited
-            api_keys: [{LIMITED_KEY}]
-            requests_per_minute: 2
-        policy:
-          pii_detection: true
-        cooldown:
-          failures: {cooldown_failures}
-        """
+    adapter = {"adapter": gpt_adapter} if gpt_adapter else {}
+    return router_config_text(
+        backends=[
+            in_cluster_llama(
+                llama_base,
+                capabilities=["chat", "json"],
+                gpu_hour_usd=1.2,
+                tokens_per_second=2500,
+                timeout_s=llama_timeout_s,
+            ),
+            external_gpt4o(
+                gpt_base,
+                api_key="${TEST_EXTERNAL_KEY}",
+                capabilities=["chat", "tools", "json", "images"],
+                timeout_s=5,
+                **adapter,
+            ),
+        ],
+        tenants=[
+            {
+                "name": "team",
+                "api_keys": ["${TEST_ROUTER_KEY}"],
+                "default_data_class": "internal",
+            },
+            {"name": "limited", "api_keys": [LIMITED_KEY], "requests_per_minute": 2},
+        ],
+        policy={"pii_detection": True},
+        cooldown={"failures": cooldown_failures},
     )
 
 

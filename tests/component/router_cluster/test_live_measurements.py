@@ -17,6 +17,7 @@ from modelplane.router.catalog import CatalogSource, catalog_from_config
 from modelplane.router.config import parse_config
 from modelplane.router.state import AttemptObservation, InProcessState
 
+from modelplane.testing.router_config import external_gpt4o, in_cluster_llama, router_config_text
 from modelplane.testing.upstream import LoopbackUpstream
 
 
@@ -27,26 +28,13 @@ async def upstream() -> AsyncIterator[LoopbackUpstream]:
 
 
 def config_text(llama_base: str) -> str:
-    return f"""
-backends:
-  - name: llama
-    model: hosted_vllm/llama-3-8b
-    api_base: {llama_base}
-    location: in-cluster
-    context_window: 8192
-    gpu_hour_usd: 3.6
-    tokens_per_second: 1000
-  - name: gpt-4o
-    model: openai/gpt-4o
-    api_key: sk-test
-    location: external
-    context_window: 128000
-    input_usd_per_mtok: 2.5
-    output_usd_per_mtok: 10
-tenants:
-  - name: team-a
-    api_keys: [key-a]
-"""
+    return router_config_text(
+        backends=[
+            in_cluster_llama(llama_base, name="llama", gpu_hour_usd=3.6, tokens_per_second=1000),
+            external_gpt4o(None, api_key="sk-test", input_usd_per_mtok=2.5, output_usd_per_mtok=10),
+        ],
+        tenants=[{"name": "team-a", "api_keys": ["key-a"]}],
+    )
 
 
 async def test_predicted_ttft_follows_the_scraped_queue_depth(upstream: LoopbackUpstream) -> None:

@@ -8,41 +8,48 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
+import pytest
 
+from modelplane.testing.router_config import external_gpt4o, in_cluster_llama, router_config_text
 from modelplane.testing.router_process import RouterProcess, ThreadedUpstreams
+from modelplane.testing.upstream import LoopbackUpstream
 
 KEY = "team-key"
 CONFIDENTIAL_TEXT = "Summarise the contract for jane.doe@example.com."
 
 
 def config(llama_base: str, gpt_base: str) -> str:
-    return f"""
-backends:
-  - name: llama-3-8b
-    model: hosted_vllm/llama-3-8b
-    api_base: {llama_base}
-    location: in-cluster
-    context_window: 8192
-    capabilities: [chat, json]
-    gpu_hour_usd: 1.2
-    tokens_per_second: 2500
-    timeout_s: 4
-  - name: gpt-4o
-    model: openai/gpt-4o
-    api_base: {gpt_base}
-    api_key: sk-test
-    location: external
-    context_window: 128000
-    capabilities: [chat, tools, json, images]
-    input_usd_per_mtok: 2.5
-    output_usd_per_mtok: 10
-tenants:
-  - name: team
-    api_keys: [{KEY}]
-    default_data_class: public
-policy:
-  latency_target_ms: 1000
-"""
+    return router_config_text(
+        backends=[
+            in_cluster_llama(
+                llama_base,
+                capabilities=["chat", "json"],
+                gpu_hour_usd=1.2,
+                tokens_per_second=2500,
+                timeout_s=4,
+            ),
+            external_gpt4o(
+                gpt_base,
+                api_key="sk-test",
+                capabilities=["chat", "tools", "json", "images"],
+                input_usd_per_mtok=2.5,
+                output_usd_per_mtok=10,
+            ),
+        ],
+        tenants=[{"name": "team", "api_keys": [KEY], "default_data_class": "public"}],
+        policy={"latency_target_ms": 1000},
+    )
+
+
+Routed = tuple[LoopbackUpstream, LoopbackUpstream, RouterProcess]
+
+
+@pytest.fixture
+def routed(upstream_host: ThreadedUpstreams, start_router: Callable[..., RouterProcess]) -> Routed:
+    """The llama and gpt-4o upstreams and a router scraping llama's queue every 0.1 s."""
+    llama, gpt = upstream_host.start("llama-3-8b"), upstream_host.start("gpt-4o")
+    router = start_router("--scrape-interval", "0.1", config=config(llama.base_url, gpt.base_url))
+    return llama, gpt, router
 
 
 def served_by(router: RouterProcess, **options: Any) -> str:
@@ -67,12 +74,9 @@ def confidential_bodies(received: list[Any]) -> list[Any]:
 
 
 def test_spills_on_queue_depth_and_returns_and_confidential_stays(
-    upstream_host: ThreadedUpstreams,
-    start_router: Callable[..., RouterProcess],
-    eventually: Callable[..., Any],
+    routed: Routed, eventually: Callable[..., Any]
 ) -> None:
-    llama, gpt = upstream_host.start("llama-3-8b"), upstream_host.start("gpt-4o")
-    router = start_router("--scrape-interval", "0.1", config=config(llama.base_url, gpt.base_url))
+    llama, gpt, router = routed
     assert served_by(router) == "llama-3-8b"
 
     llama.metrics.waiting = 500  # far more than drains within the 1 s target
@@ -92,13 +96,10 @@ def test_spills_on_queue_depth_and_returns_and_confidential_stays(
 
 
 def test_scaled_to_zero_spills_public_and_holds_confidential_until_ready(
-    upstream_host: ThreadedUpstreams,
-    start_router: Callable[..., RouterProcess],
-    eventually: Callable[..., Any],
+    routed: Routed, upstream_host: ThreadedUpstreams, eventually: Callable[..., Any]
 ) -> None:
-    llama, gpt = upstream_host.start("llama-3-8b"), upstream_host.start("gpt-4o")
+    llama, gpt, router = routed
     port = llama.port
-    router = start_router("--scrape-interval", "0.1", config=config(llama.base_url, gpt.base_url))
     upstream_host.stop(llama)  # the deployment scales to zero: nothing answers
 
     eventually(lambda: served_by(router) == "gpt-4o", "public traffic spilling while at zero")
@@ -122,12 +123,9 @@ def test_scaled_to_zero_spills_public_and_holds_confidential_until_ready(
 
 
 def test_confidential_request_gets_503_when_no_replica_becomes_ready(
-    upstream_host: ThreadedUpstreams,
-    start_router: Callable[..., RouterProcess],
-    eventually: Callable[..., Any],
+    routed: Routed, upstream_host: ThreadedUpstreams, eventually: Callable[..., Any]
 ) -> None:
-    llama, gpt = upstream_host.start("llama-3-8b"), upstream_host.start("gpt-4o")
-    router = start_router("--scrape-interval", "0.1", config=config(llama.base_url, gpt.base_url))
+    llama, gpt, router = routed
     upstream_host.stop(llama)
     eventually(lambda: "health:no-ready-replica" in llama_reasons(router), "llama not ready")
 

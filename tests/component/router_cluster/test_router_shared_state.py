@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from modelplane.testing.router_config import external_gpt4o, in_cluster_llama, router_config_text
 from modelplane.testing.router_process import RouterProcess, ThreadedUpstreams
 from modelplane.testing.valkey import ValkeyProcess
 
@@ -20,33 +21,25 @@ REQUEST_COST_USD = (2 + 5) * 1000 / 1_000_000  # "Say hello." in, 5 words out, $
 
 
 def config(llama_base: str, gpt_base: str) -> str:
-    return f"""
-backends:
-  - name: llama-3-8b
-    model: hosted_vllm/llama-3-8b
-    api_base: {llama_base}
-    location: in-cluster
-    context_window: 8192
-  - name: gpt-4o
-    model: openai/gpt-4o
-    api_base: {gpt_base}
-    api_key: sk-test
-    location: external
-    context_window: 128000
-    input_usd_per_mtok: 1000
-    output_usd_per_mtok: 1000
-tenants:
-  - name: team
-    api_keys: [{TEAM}]
-  - name: limited
-    api_keys: [{LIMITED}]
-    requests_per_minute: 6
-  - name: budgeted
-    api_keys: [{BUDGETED}]
-    default_data_class: public
-    allowed_backends: [gpt-4o]
-    daily_budget_usd: {REQUEST_COST_USD * 2.5}
-"""
+    return router_config_text(
+        backends=[
+            in_cluster_llama(llama_base),
+            external_gpt4o(
+                gpt_base, api_key="sk-test", input_usd_per_mtok=1000, output_usd_per_mtok=1000
+            ),
+        ],
+        tenants=[
+            {"name": "team", "api_keys": [TEAM]},
+            {"name": "limited", "api_keys": [LIMITED], "requests_per_minute": 6},
+            {
+                "name": "budgeted",
+                "api_keys": [BUDGETED],
+                "default_data_class": "public",
+                "allowed_backends": ["gpt-4o"],
+                "daily_budget_usd": REQUEST_COST_USD * 2.5,
+            },
+        ],
+    )
 
 
 @pytest.fixture

@@ -20,6 +20,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
+from modelplane.testing.router_config import external_gpt4o, in_cluster_llama, router_config_text
 from modelplane.testing.upstream import LoopbackUpstream
 
 KEY = "team-key"
@@ -70,28 +71,22 @@ async def harness() -> AsyncIterator[Harness]:
         LoopbackUpstream(model="llama-3-8b") as llama,
         LoopbackUpstream(model="gpt-4o") as gpt,
     ):
-        config = parse_config(f"""
-backends:
-  - name: llama-3-8b
-    model: hosted_vllm/llama-3-8b
-    api_base: {llama.base_url}
-    location: in-cluster
-    context_window: 8192
-    input_usd_per_mtok: 0.1
-    output_usd_per_mtok: 0.1
-  - name: gpt-4o
-    model: openai/gpt-4o
-    api_base: {gpt.base_url}
-    api_key: sk-test
-    location: external
-    context_window: 128000
-    input_usd_per_mtok: 2.5
-    output_usd_per_mtok: 10
-tenants:
-  - name: team
-    api_keys: [{KEY}]
-    default_data_class: public
-""")
+        config = parse_config(
+            router_config_text(
+                backends=[
+                    in_cluster_llama(
+                        llama.base_url, input_usd_per_mtok=0.1, output_usd_per_mtok=0.1
+                    ),
+                    external_gpt4o(
+                        gpt.base_url,
+                        api_key="sk-test",
+                        input_usd_per_mtok=2.5,
+                        output_usd_per_mtok=10,
+                    ),
+                ],
+                tenants=[{"name": "team", "api_keys": [KEY], "default_data_class": "public"}],
+            )
+        )
         spans, audit = InMemorySpanExporter(), KeptOpen()
         telemetry = Telemetry(
             TelemetrySettings(),

@@ -17,6 +17,13 @@ from modelplane.router.adapters.kube_catalog import (
 from modelplane.router.catalog import Catalog
 
 from modelplane.testing.kube import EmulatedCluster, KubeHttpClient
+from modelplane.testing.resources import (
+    gpt4o_external_model,
+    llama_model_deployment,
+    model_deployment_status,
+    routing_policy,
+    secret,
+)
 
 NAMESPACE = "ml"
 
@@ -71,87 +78,33 @@ async def published(cluster: EmulatedCluster, kube: KubeHttpClient) -> AsyncIter
         await watcher.aclose()
 
 
-def secret(name: str, key: str, value: str, namespace: str = NAMESPACE) -> dict[str, Any]:
-    return {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": {"name": name, "namespace": namespace},
-        "data": {key: base64.b64encode(value.encode()).decode()},
-    }
+def model_deployment() -> dict[str, Any]:
+    return llama_model_deployment("llama", NAMESPACE, gpu_hour_usd=2.5)
 
 
-def model_deployment(name: str = "llama") -> dict[str, Any]:
-    return {
-        "apiVersion": "modelplane.dev/v1alpha1",
-        "kind": "ModelDeployment",
-        "metadata": {"name": name, "namespace": NAMESPACE},
-        "spec": {
-            "model": {
-                "uri": "hf://meta-llama/Meta-Llama-3-8B-Instruct",
-                "servedName": "llama-3-8b",
-                "contextWindow": 8192,
-                "capabilities": ["chat", "json"],
-            },
-            "engine": {"name": "vllm"},
-            "resources": {"gpus": 1},
-            "cost": {"gpuHourUSD": 2.5},
-        },
-    }
+def ready_status(ready: bool) -> dict[str, Any]:
+    return model_deployment_status("http://llama.ml.svc.cluster.local:8000/v1", ready)
 
 
-def ready_status(
-    ready: bool, url: str = "http://llama.ml.svc.cluster.local:8000/v1"
-) -> dict[str, Any]:
-    return {
-        "status": {
-            "phase": "Ready" if ready else "Progressing",
-            "url": url,
-            "replicas": 1,
-            "readyReplicas": 1 if ready else 0,
-            "conditions": [
-                {"type": "Ready", "status": "True" if ready else "False", "reason": "Test"}
-            ],
+EXTERNAL = gpt4o_external_model(NAMESPACE, "http://127.0.0.1:9/v1")
+
+POLICY = routing_policy(
+    NAMESPACE,
+    [
+        {
+            "name": "team-a",
+            "apiKeySecretRef": {"name": "team-a", "key": "key"},
+            "defaultDataClass": "internal",
+            "rpm": 100,
         }
-    }
-
-
-EXTERNAL = {
-    "apiVersion": "modelplane.dev/v1alpha1",
-    "kind": "ExternalModel",
-    "metadata": {"name": "gpt-4o", "namespace": NAMESPACE},
-    "spec": {
-        "provider": "openai",
-        "model": "gpt-4o",
-        "apiBase": "http://127.0.0.1:9/v1",
-        "apiKeySecretRef": {"name": "openai", "key": "api-key"},
-        "contextWindow": 128000,
-        "capabilities": ["chat", "tools", "json", "images"],
-        "inputUSDPerMTok": 2.5,
-        "outputUSDPerMTok": 10,
-    },
-}
-
-POLICY = {
-    "apiVersion": "modelplane.dev/v1alpha1",
-    "kind": "RoutingPolicy",
-    "metadata": {"name": "default", "namespace": NAMESPACE},
-    "spec": {
-        "tenants": [
-            {
-                "name": "team-a",
-                "apiKeySecretRef": {"name": "team-a", "key": "key"},
-                "defaultDataClass": "internal",
-                "rpm": 100,
-            }
-        ],
-        "latency": {"targetTTFTMs": 500},
-    },
-}
+    ],
+    latency={"targetTTFTMs": 500},
+)
 
 
 def create_everything(kube: KubeHttpClient) -> None:
-    kube.create(secret("openai", "api-key", "sk-cluster"), NAMESPACE)
-    kube.create(secret("team-a", "key", "team-a-key"), NAMESPACE)
+    kube.create(secret("openai", "api-key", "sk-cluster", NAMESPACE), NAMESPACE)
+    kube.create(secret("team-a", "key", "team-a-key", NAMESPACE), NAMESPACE)
     kube.create(EXTERNAL, NAMESPACE)
     kube.create(POLICY, NAMESPACE)
     kube.create(model_deployment(), NAMESPACE)
@@ -231,7 +184,7 @@ async def test_secret_created_after_its_external_model_enables_it(
     await asyncio.sleep(0.1)
     assert "gpt-4o" not in published.catalog.backends
 
-    kube.create(secret("openai", "api-key", "sk-late"), NAMESPACE)
+    kube.create(secret("openai", "api-key", "sk-late", NAMESPACE), NAMESPACE)
 
     catalog = await published.until(lambda c: "gpt-4o" in c.backends, "gpt-4o with its key")
     assert catalog.backends["gpt-4o"].upstream.api_key == "sk-late"
@@ -242,7 +195,7 @@ async def test_all_namespaces_watch_sees_every_namespace(
 ) -> None:
     create_everything(kube)
     other = {**EXTERNAL, "metadata": {"name": "gpt-4o-mini", "namespace": "team-b"}}
-    kube.create(secret("openai", "api-key", "sk-team-b", namespace="team-b"), "team-b")
+    kube.create(secret("openai", "api-key", "sk-team-b", "team-b"), "team-b")
     kube.create(other, "team-b")
     sink = Published()
     watcher = KubernetesCatalogWatcher(

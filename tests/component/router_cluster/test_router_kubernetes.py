@@ -3,7 +3,6 @@ learns backends and tenants from the resources and follows their changes without
 
 from __future__ import annotations
 
-import base64
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -13,7 +12,15 @@ import httpx
 import pytest
 
 from modelplane.testing.kube import EmulatedCluster, KubeHttpClient
+from modelplane.testing.resources import (
+    gpt4o_external_model,
+    llama_model_deployment,
+    model_deployment_status,
+    routing_policy,
+    secret,
+)
 from modelplane.testing.router_process import RouterProcess, ThreadedUpstreams
+from modelplane.testing.upstream import LoopbackUpstream
 
 NAMESPACE = "ml"
 KEY = "cluster-tenant-key"
@@ -25,87 +32,52 @@ def cluster() -> Iterator[EmulatedCluster]:
         yield running
 
 
-def secret(name: str, key: str, value: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": {"name": name, "namespace": NAMESPACE},
-        "data": {key: base64.b64encode(value.encode()).decode()},
-    }
-
-
-def status(url: str, ready: bool) -> dict[str, Any]:
-    return {
-        "status": {
-            "phase": "Ready" if ready else "Progressing",
-            "url": url,
-            "replicas": 1,
-            "readyReplicas": 1 if ready else 0,
-            "conditions": [{"type": "Ready", "status": str(ready), "reason": "Test"}],
-        }
-    }
-
-
 def create_resources(kube: KubeHttpClient, llama_base: str, gpt_base: str) -> None:
-    kube.create(secret("openai", "api-key", "sk-from-secret"), NAMESPACE)
-    kube.create(secret("tenant", "key", KEY), NAMESPACE)
-    kube.create(
-        {
-            "apiVersion": "modelplane.dev/v1alpha1",
-            "kind": "ExternalModel",
-            "metadata": {"name": "gpt-4o", "namespace": NAMESPACE},
-            "spec": {
-                "provider": "openai",
-                "model": "gpt-4o",
-                "apiBase": gpt_base,
-                "apiKeySecretRef": {"name": "openai", "key": "api-key"},
-                "contextWindow": 128000,
-                "capabilities": ["chat", "tools", "json", "images"],
-                "inputUSDPerMTok": 2.5,
-                "outputUSDPerMTok": 10,
-            },
-        },
-        NAMESPACE,
-    )
-    kube.create(
-        {
-            "apiVersion": "modelplane.dev/v1alpha1",
-            "kind": "RoutingPolicy",
-            "metadata": {"name": "default", "namespace": NAMESPACE},
-            "spec": {
-                "tenants": [
-                    {
-                        "name": "team",
-                        "apiKeySecretRef": {"name": "tenant", "key": "key"},
-                        "defaultDataClass": "public",
-                    }
-                ]
-            },
-        },
-        NAMESPACE,
-    )
-    kube.create(
-        {
-            "apiVersion": "modelplane.dev/v1alpha1",
-            "kind": "ModelDeployment",
-            "metadata": {"name": "llama", "namespace": NAMESPACE},
-            "spec": {
-                "model": {
-                    "uri": "hf://meta-llama/Meta-Llama-3-8B-Instruct",
-                    "servedName": "llama-3-8b",
-                    "contextWindow": 8192,
-                    "capabilities": ["chat", "json"],
-                },
-                "engine": {"name": "vllm"},
-                "resources": {"gpus": 1},
-                "cost": {"gpuHourUSD": 1.0},
-            },
-        },
-        NAMESPACE,
-    )
+    kube.create(secret("openai", "api-key", "sk-from-secret", NAMESPACE), NAMESPACE)
+    kube.create(secret("tenant", "key", KEY, NAMESPACE), NAMESPACE)
+    kube.create(gpt4o_external_model(NAMESPACE, gpt_base), NAMESPACE)
+    tenant = {
+        "name": "team",
+        "apiKeySecretRef": {"name": "tenant", "key": "key"},
+        "defaultDataClass": "public",
+    }
+    kube.create(routing_policy(NAMESPACE, [tenant]), NAMESPACE)
+    kube.create(llama_model_deployment("llama", NAMESPACE, gpu_hour_usd=1.0), NAMESPACE)
     kube.patch(
-        "ModelDeployment", NAMESPACE, "llama", status(llama_base, True), subresource="status"
+        "ModelDeployment",
+        NAMESPACE,
+        "llama",
+        model_deployment_status(llama_base, True),
+        subresource="status",
     )
+
+
+ClusterUpstreams = tuple[KubeHttpClient, LoopbackUpstream, LoopbackUpstream]
+
+
+@pytest.fixture
+def in_cluster(cluster: EmulatedCluster, upstream_host: ThreadedUpstreams) -> ClusterUpstreams:
+    """The llama and gpt-4o upstreams, and the resources in NAMESPACE that point at them."""
+    llama, gpt = upstream_host.start("llama-3-8b"), upstream_host.start("gpt-4o")
+    kube = cluster.client()
+    create_resources(kube, llama.base_url, gpt.base_url)
+    return kube, llama, gpt
+
+
+@pytest.fixture
+def start_cluster_router(
+    cluster: EmulatedCluster, start_router: Callable[..., RouterProcess], tmp_path: Path
+) -> Callable[[str], RouterProcess]:
+    """`start_cluster_router(scrape_interval)`: a router that follows NAMESPACE's resources."""
+    kubeconfig = cluster.write_kubeconfig(tmp_path / "kubeconfig", namespace=NAMESPACE)
+
+    def start(scrape_interval: str) -> RouterProcess:
+        return start_router(
+            "--kubernetes", "--namespace", NAMESPACE, "--scrape-interval", scrape_interval,
+            env={"KUBECONFIG": str(kubeconfig)},
+        )  # fmt: skip
+
+    return start
 
 
 def served_by(router: RouterProcess, **options: Any) -> str:
@@ -115,26 +87,22 @@ def served_by(router: RouterProcess, **options: Any) -> str:
 
 
 def test_router_follows_the_cluster_resources(
-    cluster: EmulatedCluster,
-    upstream_host: ThreadedUpstreams,
-    start_router: Callable[..., RouterProcess],
+    in_cluster: ClusterUpstreams,
+    start_cluster_router: Callable[[str], RouterProcess],
     eventually: Callable[..., Any],
-    tmp_path: Path,
 ) -> None:
-    llama, gpt = upstream_host.start("llama-3-8b"), upstream_host.start("gpt-4o")
-    kube = cluster.client()
-    create_resources(kube, llama.base_url, gpt.base_url)
-    kubeconfig = cluster.write_kubeconfig(tmp_path / "kubeconfig", namespace=NAMESPACE)
-    router = start_router(
-        "--kubernetes", "--namespace", NAMESPACE, "--scrape-interval", "0.2",
-        env={"KUBECONFIG": str(kubeconfig)},
-    )  # fmt: skip
+    kube, llama, gpt = in_cluster
+    router = start_cluster_router("0.2")
 
     assert served_by(router) == "llama"
     assert gpt.received == []
 
     kube.patch(
-        "ModelDeployment", NAMESPACE, "llama", status(llama.base_url, False), subresource="status"
+        "ModelDeployment",
+        NAMESPACE,
+        "llama",
+        model_deployment_status(llama.base_url, False),
+        subresource="status",
     )
     eventually(lambda: served_by(router) == "gpt-4o", "traffic leaving the not-ready deployment")
     assert gpt.received[-1].headers.get("authorization") == "Bearer sk-from-secret"
@@ -145,7 +113,11 @@ def test_router_follows_the_cluster_resources(
     )
     waiting.start()
     kube.patch(
-        "ModelDeployment", NAMESPACE, "llama", status(llama.base_url, True), subresource="status"
+        "ModelDeployment",
+        NAMESPACE,
+        "llama",
+        model_deployment_status(llama.base_url, True),
+        subresource="status",
     )
     waiting.join(timeout=60)
     (answer,) = answers
@@ -165,19 +137,15 @@ def test_router_follows_the_cluster_resources(
 
 
 def test_cluster_tenant_over_budget_is_rejected_or_kept_in_cluster_as_its_policy_says(
-    cluster: EmulatedCluster,
-    upstream_host: ThreadedUpstreams,
-    start_router: Callable[..., RouterProcess],
+    in_cluster: ClusterUpstreams,
+    start_cluster_router: Callable[[str], RouterProcess],
     eventually: Callable[..., Any],
-    tmp_path: Path,
 ) -> None:
-    llama, gpt = upstream_host.start("llama-3-8b"), upstream_host.start("gpt-4o")
-    kube = cluster.client()
-    create_resources(kube, llama.base_url, gpt.base_url)
+    kube = in_cluster[0]
     # Priced so that gpt-4o is the cheapest choice while a tenant has budget left.
     kube.patch("ModelDeployment", NAMESPACE, "llama", {"spec": {"cost": {"gpuHourUSD": 1000}}})
-    kube.create(secret("strict", "key", "strict-key"), NAMESPACE)
-    kube.create(secret("lenient", "key", "lenient-key"), NAMESPACE)
+    kube.create(secret("strict", "key", "strict-key", NAMESPACE), NAMESPACE)
+    kube.create(secret("lenient", "key", "lenient-key", NAMESPACE), NAMESPACE)
     one_request_usd = 0.00001  # less than one gpt-4o answer costs
     tenants = [
         {
@@ -190,11 +158,7 @@ def test_cluster_tenant_over_budget_is_rejected_or_kept_in_cluster_as_its_policy
         for name, extra in (("strict", {}), ("lenient", {"overBudget": "in-cluster-only"}))
     ]
     kube.patch("RoutingPolicy", NAMESPACE, "default", {"spec": {"tenants": tenants}})
-    kubeconfig = cluster.write_kubeconfig(tmp_path / "kubeconfig", namespace=NAMESPACE)
-    router = start_router(
-        "--kubernetes", "--namespace", NAMESPACE, "--scrape-interval", "0",
-        env={"KUBECONFIG": str(kubeconfig)},
-    )  # fmt: skip
+    router = start_cluster_router("0")
 
     def backend(answer: httpx.Response) -> str | None:
         return answer.headers.get("x-modelplane-backend")

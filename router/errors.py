@@ -1,67 +1,76 @@
-"""Domain errors of the request path. The HTTP edge maps them to OpenAI-style error responses."""
+"""Domain errors of the request path. The HTTP edge maps them to OpenAI-style error responses.
+
+Each error names its HTTP status and OpenAI error `type` and `code` where it is declared:
+`class UnknownModel(RouterError, status=404, type=..., code=...)`; a subclass that gives only some
+of them keeps its parent's others.
+"""
 
 from __future__ import annotations
+
+from typing import Any, ClassVar
 
 
 class RouterError(Exception):
     """An error answered to the client; `status`, `type` and `code` follow OpenAI's error format."""
 
-    status = 500
-    type = "server_error"
-    code = "internal_error"
+    status: ClassVar[int] = 500
+    type: ClassVar[str] = "server_error"
+    code: ClassVar[str] = "internal_error"
+
+    def __init_subclass__(
+        cls,
+        *,
+        status: int | None = None,
+        type: str | None = None,  # named as OpenAI's error field, like the attribute
+        code: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init_subclass__(**kwargs)
+        if status is not None:
+            cls.status = status
+        if type is not None:
+            cls.type = type
+        if code is not None:
+            cls.code = code
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
 
 
-class InvalidRequest(RouterError):
-    status = 400
-    type = "invalid_request_error"
-    code = "invalid_request"
+class InvalidRequest(RouterError, status=400, type="invalid_request_error", code="invalid_request"):
+    """The request body or a modelplane header is malformed."""
 
 
-class AuthenticationFailed(RouterError):
-    status = 401
-    type = "authentication_error"
-    code = "invalid_api_key"
+class AuthenticationFailed(
+    RouterError, status=401, type="authentication_error", code="invalid_api_key"
+):
+    """The API key is missing or belongs to no tenant."""
 
 
-class PolicyViolation(RouterError):
+class PolicyViolation(RouterError, status=403, type="permission_error", code="policy_violation"):
     """The request names a backend its data may not be sent to; nothing was sent anywhere."""
 
-    status = 403
-    type = "permission_error"
-    code = "policy_violation"
+
+class UnknownModel(RouterError, status=404, type="invalid_request_error", code="model_not_found"):
+    """The request names a model that is neither `auto` nor a backend."""
 
 
-class UnknownModel(RouterError):
-    status = 404
-    type = "invalid_request_error"
-    code = "model_not_found"
+class LimitExceeded(RouterError, status=429, type="rate_limit_error", code="rate_limit_exceeded"):
+    """The tenant has used up its requests or tokens per minute."""
 
 
-class LimitExceeded(RouterError):
-    status = 429
-    type = "rate_limit_error"
-    code = "rate_limit_exceeded"
+class BudgetExhausted(LimitExceeded, code="budget_exceeded"):
+    """The tenant has used up its daily or monthly budget."""
 
 
-class BudgetExhausted(LimitExceeded):
-    code = "budget_exceeded"
-
-
-class NoEligibleBackend(RouterError):
+class NoEligibleBackend(
+    RouterError, status=503, type="service_unavailable", code="no_eligible_backend"
+):
     """No backend may serve the request, or every one that may has failed."""
 
-    status = 503
-    type = "service_unavailable"
-    code = "no_eligible_backend"
 
-
-class SharedStateUnavailable(RouterError):
+class SharedStateUnavailable(
+    RouterError, status=503, type="service_unavailable", code="state_unavailable"
+):
     """Limits or budgets cannot be checked (shared state down) and are configured to fail closed."""
-
-    status = 503
-    type = "service_unavailable"
-    code = "state_unavailable"

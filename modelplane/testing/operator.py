@@ -80,27 +80,57 @@ def model_deployment(
     }
 
 
-def external_model(name: str, namespace: str, secret: str, key: str) -> JsonDict:
+def model_deployment_status(url: str, ready: bool) -> JsonDict:
+    """A status patch as the operator writes it: one replica, ready or still starting."""
+    return {
+        "status": {
+            "phase": "Ready" if ready else "Progressing",
+            "url": url,
+            "replicas": 1,
+            "readyReplicas": 1 if ready else 0,
+            "conditions": [
+                {"type": "Ready", "status": "True" if ready else "False", "reason": "Test"}
+            ],
+        }
+    }
+
+
+def external_model(
+    name: str,
+    namespace: str,
+    secret: str,
+    key: str,
+    spec_overrides: Mapping[str, Any] | None = None,
+) -> JsonDict:
+    """GPT-4o with its key in `secret`/`key`, with `spec_overrides` merged into its spec."""
+    spec: JsonDict = {
+        "provider": "openai",
+        "model": "gpt-4o",
+        "apiKeySecretRef": {"name": secret, "key": key},
+        "contextWindow": 128000,
+        "capabilities": ["chat", "tools"],
+    }
     return {
         "apiVersion": "modelplane.dev/v1alpha1",
         "kind": "ExternalModel",
         "metadata": {"name": name, "namespace": namespace},
-        "spec": {
-            "provider": "openai",
-            "model": "gpt-4o",
-            "apiKeySecretRef": {"name": secret, "key": key},
-            "contextWindow": 128000,
-            "capabilities": ["chat", "tools"],
-        },
+        "spec": _merged(spec, spec_overrides or {}),
     }
 
 
-def routing_policy(name: str, namespace: str, tenants: list[JsonDict]) -> JsonDict:
+def routing_policy(
+    name: str,
+    namespace: str,
+    tenants: list[JsonDict],
+    spec_overrides: Mapping[str, Any] | None = None,
+) -> JsonDict:
+    """These tenants and the cheapest-first cost policy, with `spec_overrides` merged in."""
+    spec: JsonDict = {"tenants": tenants, "cost": {"preference": "cheapest"}}
     return {
         "apiVersion": "modelplane.dev/v1alpha1",
         "kind": "RoutingPolicy",
         "metadata": {"name": name, "namespace": namespace},
-        "spec": {"tenants": tenants, "cost": {"preference": "cheapest"}},
+        "spec": _merged(spec, spec_overrides or {}),
     }
 
 

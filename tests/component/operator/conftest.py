@@ -14,13 +14,29 @@ from typing import Any
 import pytest
 from modelplane.operator.reconcile import ReconcileOptions
 
-from modelplane.testing.kube import EmulatedCluster, KubeHttpClient
-from modelplane.testing.operator import running_operator
+from modelplane.testing.kube import EmulatedCluster, KubeHttpClient, wait_for
+from modelplane.testing.operator import model_deployment, running_operator
 
 # A short resync so the timer-driven paths (a Secret created later) show within a test.
 FAST = ReconcileOptions(resync_seconds=1.0, retry_delay_seconds=0.5)
 
 _namespaces = itertools.count()
+
+
+def observed_status(kube: KubeHttpClient, namespace: str, name: str) -> dict[str, Any]:
+    """The ModelDeployment's status as the operator last wrote it (empty before the first)."""
+    status: dict[str, Any] = (kube.get("ModelDeployment", namespace, name) or {}).get("status", {})
+    return status
+
+
+def create_and_wait_for_children(kube: KubeHttpClient, namespace: str, name: str) -> None:
+    """Create a sample ModelDeployment and wait until the operator built it and reported on it."""
+    kube.create(model_deployment(name, namespace))
+    wait_for(lambda: kube.get("Deployment", namespace, name), what="the Deployment")
+    wait_for(
+        lambda: observed_status(kube, namespace, name).get("observedGeneration") == 1,
+        what="status for generation 1",
+    )
 
 
 @pytest.fixture(scope="module")

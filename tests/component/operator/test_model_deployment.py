@@ -7,26 +7,14 @@ from typing import Any
 from modelplane.testing.kube import EmulatedCluster, KubeHttpClient, wait_for
 from modelplane.testing.operator import condition, model_deployment
 
+from .conftest import create_and_wait_for_children, observed_status
+
 OWNER = "modelplane.dev/model-deployment"
 
 
 def _container(deployment: dict[str, Any]) -> dict[str, Any]:
     container: dict[str, Any] = deployment["spec"]["template"]["spec"]["containers"][0]
     return container
-
-
-def _status(kube: KubeHttpClient, namespace: str, name: str) -> dict[str, Any]:
-    status: dict[str, Any] = (kube.get("ModelDeployment", namespace, name) or {}).get("status", {})
-    return status
-
-
-def _create_and_wait_for_children(kube: KubeHttpClient, namespace: str, name: str) -> None:
-    kube.create(model_deployment(name, namespace))
-    wait_for(lambda: kube.get("Deployment", namespace, name), what="the Deployment")
-    wait_for(
-        lambda: _status(kube, namespace, name).get("observedGeneration") == 1,
-        what="status for generation 1",
-    )
 
 
 def test_create_builds_owned_children_and_reports_status(
@@ -38,8 +26,8 @@ def test_create_builds_owned_children_and_reports_status(
     service = wait_for(lambda: kube.get("Service", namespace, "llama"), what="Service")
     status = wait_for(
         lambda: (
-            _status(kube, namespace, "llama").get("observedGeneration") == 1
-            and _status(kube, namespace, "llama")
+            observed_status(kube, namespace, "llama").get("observedGeneration") == 1
+            and observed_status(kube, namespace, "llama")
         ),
         what="status",
     )
@@ -61,7 +49,7 @@ def test_create_builds_owned_children_and_reports_status(
 def test_update_rolls_out_replicas_image_and_args_and_prunes_what_is_no_longer_needed(
     operator: Any, kube: KubeHttpClient, namespace: str
 ) -> None:
-    _create_and_wait_for_children(kube, namespace, "llama")
+    create_and_wait_for_children(kube, namespace, "llama")
     assert kube.get("PodDisruptionBudget", namespace, "llama") is None
 
     kube.patch(
@@ -91,7 +79,10 @@ def test_update_rolls_out_replicas_image_and_args_and_prunes_what_is_no_longer_n
     wait_for(
         lambda: kube.get("PodDisruptionBudget", namespace, "llama"), what="a PDB at 2 replicas"
     )
-    wait_for(lambda: _status(kube, namespace, "llama").get("observedGeneration") == 2, what="gen 2")
+    wait_for(
+        lambda: observed_status(kube, namespace, "llama").get("observedGeneration") == 2,
+        what="gen 2",
+    )
 
     kube.patch("ModelDeployment", namespace, "llama", {"spec": {"replicas": 1}})
     wait_for(
@@ -103,7 +94,7 @@ def test_update_rolls_out_replicas_image_and_args_and_prunes_what_is_no_longer_n
 def test_hand_edited_deployment_is_restored(
     operator: Any, kube: KubeHttpClient, namespace: str
 ) -> None:
-    _create_and_wait_for_children(kube, namespace, "llama")
+    create_and_wait_for_children(kube, namespace, "llama")
     original = kube.get("Deployment", namespace, "llama")
     assert original is not None
     tampered = _container(original) | {"image": "attacker/vllm:latest"}
@@ -128,7 +119,7 @@ def test_hand_edited_deployment_is_restored(
 
 
 def test_deleted_child_is_recreated(operator: Any, kube: KubeHttpClient, namespace: str) -> None:
-    _create_and_wait_for_children(kube, namespace, "llama")
+    create_and_wait_for_children(kube, namespace, "llama")
     service = kube.get("Service", namespace, "llama")
     deployment = kube.get("Deployment", namespace, "llama")
     assert service is not None
@@ -158,14 +149,14 @@ def test_deleted_child_is_recreated(operator: Any, kube: KubeHttpClient, namespa
 def test_ready_replicas_make_the_model_ready_and_losing_them_degrades_it(
     operator: Any, cluster: EmulatedCluster, kube: KubeHttpClient, namespace: str
 ) -> None:
-    _create_and_wait_for_children(kube, namespace, "llama")
+    create_and_wait_for_children(kube, namespace, "llama")
 
     cluster.set_deployment_status(namespace, "llama", ready_replicas=1)
 
     status = wait_for(
         lambda: (
-            _status(kube, namespace, "llama").get("phase") == "Ready"
-            and _status(kube, namespace, "llama")
+            observed_status(kube, namespace, "llama").get("phase") == "Ready"
+            and observed_status(kube, namespace, "llama")
         ),
         what="phase Ready",
     )
@@ -179,8 +170,8 @@ def test_ready_replicas_make_the_model_ready_and_losing_them_degrades_it(
 
     status = wait_for(
         lambda: (
-            _status(kube, namespace, "llama").get("phase") == "Degraded"
-            and _status(kube, namespace, "llama")
+            observed_status(kube, namespace, "llama").get("phase") == "Degraded"
+            and observed_status(kube, namespace, "llama")
         ),
         what="phase Degraded",
     )
@@ -191,12 +182,12 @@ def test_ready_replicas_make_the_model_ready_and_losing_them_degrades_it(
 def test_a_condition_keeps_its_transition_time_while_its_status_holds(
     operator: Any, cluster: EmulatedCluster, kube: KubeHttpClient, namespace: str
 ) -> None:
-    _create_and_wait_for_children(kube, namespace, "llama")
+    create_and_wait_for_children(kube, namespace, "llama")
     cluster.set_deployment_status(namespace, "llama", ready_replicas=1)
     status = wait_for(
         lambda: (
-            _status(kube, namespace, "llama").get("phase") == "Ready"
-            and _status(kube, namespace, "llama")
+            observed_status(kube, namespace, "llama").get("phase") == "Ready"
+            and observed_status(kube, namespace, "llama")
         ),
         what="phase Ready",
     )
@@ -210,7 +201,7 @@ def test_a_condition_keeps_its_transition_time_while_its_status_holds(
             in condition(kube.get("ModelDeployment", namespace, "llama"), "Ready").get(
                 "message", ""
             )
-            and _status(kube, namespace, "llama")
+            and observed_status(kube, namespace, "llama")
         ),
         what="the Ready message to count 2 desired replicas",
     )
@@ -222,7 +213,7 @@ def test_a_condition_keeps_its_transition_time_while_its_status_holds(
 def test_deleting_the_model_deployment_removes_its_children(
     operator: Any, kube: KubeHttpClient, namespace: str
 ) -> None:
-    _create_and_wait_for_children(kube, namespace, "llama")
+    create_and_wait_for_children(kube, namespace, "llama")
 
     kube.delete("ModelDeployment", namespace, "llama")
 
@@ -243,8 +234,8 @@ def test_invalid_spec_gets_a_reason_and_leaves_children_untouched(
     kube.create(broken)
     status = wait_for(
         lambda: (
-            _status(kube, namespace, "broken").get("phase") == "Failed"
-            and _status(kube, namespace, "broken")
+            observed_status(kube, namespace, "broken").get("phase") == "Failed"
+            and observed_status(kube, namespace, "broken")
         ),
         what="phase Failed",
     )
@@ -263,18 +254,20 @@ def test_invalid_spec_gets_a_reason_and_leaves_children_untouched(
     assert event["involvedObject"]["name"] == "broken"
 
     # A valid resource turned invalid keeps its running children as they are.
-    _create_and_wait_for_children(kube, namespace, "llama")
+    create_and_wait_for_children(kube, namespace, "llama")
     before = kube.get("Deployment", namespace, "llama")
     assert before is not None
     kube.patch("ModelDeployment", namespace, "llama", {"spec": {"engine": {"name": "tgi"}}})
-    wait_for(lambda: _status(kube, namespace, "llama").get("phase") == "Failed", what="Failed")
+    wait_for(
+        lambda: observed_status(kube, namespace, "llama").get("phase") == "Failed", what="Failed"
+    )
     after = kube.get("Deployment", namespace, "llama")
     assert after is not None
     assert after["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"]
 
     kube.patch("ModelDeployment", namespace, "llama", {"spec": {"engine": {"name": "vllm"}}})
     wait_for(
-        lambda: _status(kube, namespace, "llama").get("phase") == "Progressing",
+        lambda: observed_status(kube, namespace, "llama").get("phase") == "Progressing",
         what="recovery once the spec is fixed",
     )
 
@@ -293,7 +286,7 @@ def test_failing_api_calls_are_retried_until_the_children_exist(
     kube.create(model_deployment("llama", namespace))
 
     wait_for(
-        lambda: _status(kube, namespace, "llama").get("observedGeneration") == 1,
+        lambda: observed_status(kube, namespace, "llama").get("observedGeneration") == 1,
         what="status after the failures passed",
     )
     assert kube.get("Deployment", namespace, "llama") is not None
@@ -335,8 +328,8 @@ def test_a_child_the_api_refuses_degrades_the_model_instead_of_failing_every_pas
 
     status = wait_for(
         lambda: (
-            _status(kube, namespace, "llama").get("phase") == "Degraded"
-            and _status(kube, namespace, "llama")
+            observed_status(kube, namespace, "llama").get("phase") == "Degraded"
+            and observed_status(kube, namespace, "llama")
         ),
         what="phase Degraded",
     )
@@ -350,7 +343,7 @@ def test_a_child_the_api_refuses_degrades_the_model_instead_of_failing_every_pas
     wait_for(
         lambda: (
             kube.get("PersistentVolumeClaim", namespace, "llama-cache")
-            and _status(kube, namespace, "llama").get("phase") == "Progressing"
+            and observed_status(kube, namespace, "llama").get("phase") == "Progressing"
         ),
         what="recovery on the next pass",
     )

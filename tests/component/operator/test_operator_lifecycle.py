@@ -2,26 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from modelplane.operator.reconcile import ReconcileOptions
 
 from modelplane.testing.kube import EmulatedCluster, KubeHttpClient, wait_for
 from modelplane.testing.operator import model_deployment, running_operator
 
-
-def _status(kube: KubeHttpClient, namespace: str, name: str) -> dict[str, Any]:
-    status: dict[str, Any] = (kube.get("ModelDeployment", namespace, name) or {}).get("status", {})
-    return status
-
-
-def _create_and_wait_for_children(kube: KubeHttpClient, namespace: str, name: str) -> None:
-    kube.create(model_deployment(name, namespace))
-    wait_for(lambda: kube.get("Deployment", namespace, name), what="the Deployment")
-    wait_for(
-        lambda: _status(kube, namespace, name).get("observedGeneration") == 1,
-        what="status for generation 1",
-    )
+from .conftest import create_and_wait_for_children, observed_status
 
 
 def test_restarted_operator_converges_without_duplicates(
@@ -29,7 +15,7 @@ def test_restarted_operator_converges_without_duplicates(
 ) -> None:
     scope = (namespace,)
     with running_operator(cluster.url, namespaces=scope, options=fast_options):
-        _create_and_wait_for_children(kube, namespace, "first")
+        create_and_wait_for_children(kube, namespace, "first")
 
     # While no operator runs: a spec change, a lost child, and a brand-new resource.
     kube.patch("ModelDeployment", namespace, "first", {"spec": {"replicas": 2}})
@@ -39,8 +25,8 @@ def test_restarted_operator_converges_without_duplicates(
     with running_operator(cluster.url, namespaces=scope, options=fast_options):
         wait_for(
             lambda: (
-                _status(kube, namespace, "first").get("observedGeneration") == 2
-                and _status(kube, namespace, "second").get("observedGeneration") == 1
+                observed_status(kube, namespace, "first").get("observedGeneration") == 2
+                and observed_status(kube, namespace, "second").get("observedGeneration") == 1
             ),
             what="both resources reconciled after the restart",
         )

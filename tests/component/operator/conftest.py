@@ -29,6 +29,16 @@ def observed_status(kube: KubeHttpClient, namespace: str, name: str) -> dict[str
     return status
 
 
+def status_in_phase(kube: KubeHttpClient, namespace: str, name: str, phase: str) -> dict[str, Any]:
+    """Wait until the ModelDeployment's status reaches `phase`; return that status."""
+
+    def reached() -> dict[str, Any] | None:
+        status = observed_status(kube, namespace, name)
+        return status if status.get("phase") == phase else None
+
+    return wait_for(reached, what=f"phase {phase}")
+
+
 def create_and_wait_for_children(kube: KubeHttpClient, namespace: str, name: str) -> None:
     """Create a sample ModelDeployment and wait until the operator built it and reported on it."""
     kube.create(model_deployment(name, namespace))

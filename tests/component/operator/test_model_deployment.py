@@ -7,7 +7,7 @@ from typing import Any
 from modelplane.testing.kube import EmulatedCluster, KubeHttpClient, wait_for
 from modelplane.testing.operator import condition, model_deployment
 
-from .conftest import create_and_wait_for_children, observed_status
+from .conftest import create_and_wait_for_children, observed_status, status_in_phase
 
 OWNER = "modelplane.dev/model-deployment"
 
@@ -153,13 +153,7 @@ def test_ready_replicas_make_the_model_ready_and_losing_them_degrades_it(
 
     cluster.set_deployment_status(namespace, "llama", ready_replicas=1)
 
-    status = wait_for(
-        lambda: (
-            observed_status(kube, namespace, "llama").get("phase") == "Ready"
-            and observed_status(kube, namespace, "llama")
-        ),
-        what="phase Ready",
-    )
+    status = status_in_phase(kube, namespace, "llama", "Ready")
     ready = condition({"status": status}, "Ready")
     assert ready["status"] == "True"
     assert ready["reason"] == "ReplicasReady"
@@ -168,13 +162,7 @@ def test_ready_replicas_make_the_model_ready_and_losing_them_degrades_it(
 
     cluster.set_deployment_status(namespace, "llama", ready_replicas=0)
 
-    status = wait_for(
-        lambda: (
-            observed_status(kube, namespace, "llama").get("phase") == "Degraded"
-            and observed_status(kube, namespace, "llama")
-        ),
-        what="phase Degraded",
-    )
+    status = status_in_phase(kube, namespace, "llama", "Degraded")
     assert condition({"status": status}, "Ready")["status"] == "False"
     assert condition({"status": status}, "Degraded")["status"] == "True"
 
@@ -184,13 +172,7 @@ def test_a_condition_keeps_its_transition_time_while_its_status_holds(
 ) -> None:
     create_and_wait_for_children(kube, namespace, "llama")
     cluster.set_deployment_status(namespace, "llama", ready_replicas=1)
-    status = wait_for(
-        lambda: (
-            observed_status(kube, namespace, "llama").get("phase") == "Ready"
-            and observed_status(kube, namespace, "llama")
-        ),
-        what="phase Ready",
-    )
+    status = status_in_phase(kube, namespace, "llama", "Ready")
     became_ready = condition({"status": status}, "Ready")["lastTransitionTime"]
 
     kube.patch("ModelDeployment", namespace, "llama", {"spec": {"replicas": 2}})
@@ -232,13 +214,7 @@ def test_invalid_spec_gets_a_reason_and_leaves_children_untouched(
         "broken", namespace, {"resources": {"gpus": 2, "parallelism": {"tensor": 4}}}
     )
     kube.create(broken)
-    status = wait_for(
-        lambda: (
-            observed_status(kube, namespace, "broken").get("phase") == "Failed"
-            and observed_status(kube, namespace, "broken")
-        ),
-        what="phase Failed",
-    )
+    status = status_in_phase(kube, namespace, "broken", "Failed")
     ready = condition({"status": status}, "Ready")
     assert ready["status"] == "False"
     assert ready["reason"] == "InvalidSpec"
@@ -258,9 +234,7 @@ def test_invalid_spec_gets_a_reason_and_leaves_children_untouched(
     before = kube.get("Deployment", namespace, "llama")
     assert before is not None
     kube.patch("ModelDeployment", namespace, "llama", {"spec": {"engine": {"name": "tgi"}}})
-    wait_for(
-        lambda: observed_status(kube, namespace, "llama").get("phase") == "Failed", what="Failed"
-    )
+    status_in_phase(kube, namespace, "llama", "Failed")
     after = kube.get("Deployment", namespace, "llama")
     assert after is not None
     assert after["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"]
@@ -326,13 +300,7 @@ def test_a_child_the_api_refuses_degrades_the_model_instead_of_failing_every_pas
     )
     kube.create(model_deployment("llama", namespace, {"cache": {"size": "40Gi"}}))
 
-    status = wait_for(
-        lambda: (
-            observed_status(kube, namespace, "llama").get("phase") == "Degraded"
-            and observed_status(kube, namespace, "llama")
-        ),
-        what="phase Degraded",
-    )
+    status = status_in_phase(kube, namespace, "llama", "Degraded")
     degraded = condition({"status": status}, "Degraded")
     assert degraded["reason"] == "ChildRejected"
     assert "PersistentVolumeClaim llama-cache" in degraded["message"]

@@ -3,41 +3,30 @@ captured with the OpenTelemetry SDK's in-memory exporters."""
 
 from __future__ import annotations
 
-import io
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any
 
 import httpx
 import orjson
 import pytest
-from modelplane.router.adapters.telemetry import AuditLog, Telemetry, TelemetrySettings
 from modelplane.router.api.app import create_app
 from modelplane.router.catalog import CatalogSource, catalog_from_config
 from modelplane.router.config import parse_config
 from modelplane.router.state import InProcessState
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
 from modelplane.testing.router_config import external_gpt4o, in_cluster_llama, router_config_text
+from modelplane.testing.telemetry import CapturedTelemetry
 from modelplane.testing.upstream import LoopbackUpstream
 
 KEY = "team-key"
 SECRET_TEXT = "Refund IBAN DE89 3704 0044 0532 0130 00 please"
 
 
-class KeptOpen(io.BytesIO):
-    def close(self) -> None:  # the audit log closes its sink on shutdown; keep it readable
-        pass
-
-
 @dataclass
 class Harness:
     client: httpx.AsyncClient
-    spans: InMemorySpanExporter
-    telemetry: Telemetry
-    audit: KeptOpen
+    captured: CapturedTelemetry
     llama: LoopbackUpstream
     gpt: LoopbackUpstream
 
@@ -47,22 +36,6 @@ class Harness:
             json={"model": "auto", "messages": [{"role": "user", "content": content}]},
             headers={"Authorization": f"Bearer {KEY}", **headers},
         )
-
-    def points(self, name: str) -> list[Any]:
-        data = self.telemetry.metrics_data()
-        return [
-            point
-            for resource in data.resource_metrics
-            for scope in resource.scope_metrics
-            for metric in scope.metrics
-            if metric.name == name
-            for point in metric.data.data_points
-        ]
-
-    def audit_lines(self) -> list[dict[str, Any]]:
-        assert self.telemetry.audit_log is not None
-        self.telemetry.audit_log.flush()
-        return [orjson.loads(line) for line in self.audit.getvalue().splitlines()]
 
 
 @pytest.fixture
@@ -87,20 +60,17 @@ async def harness() -> AsyncIterator[Harness]:
                 tenants=[{"name": "team", "api_keys": [KEY], "default_data_class": "public"}],
             )
         )
-        spans, audit = InMemorySpanExporter(), KeptOpen()
-        telemetry = Telemetry(
-            TelemetrySettings(),
-            span_processors=[SimpleSpanProcessor(spans)],
-            audit_log=AuditLog(audit, flush_interval_s=60),
-        )
+        captured = CapturedTelemetry()
         app = create_app(
-            CatalogSource(catalog_from_config(config)), InProcessState(), telemetry=telemetry
+            CatalogSource(catalog_from_config(config)),
+            InProcessState(),
+            telemetry=captured.telemetry,
         )
         async with httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app), base_url="http://router"
         ) as client:
-            yield Harness(client, spans, telemetry, audit, llama, gpt)
-        telemetry.shutdown()
+            yield Harness(client, captured, llama, gpt)
+        captured.shutdown()
 
 
 async def test_request_and_attempt_spans_carry_genai_and_decision_attributes(
@@ -109,7 +79,7 @@ async def test_request_and_attempt_spans_carry_genai_and_decision_attributes(
     response = await harness.chat()
     assert response.status_code == 200
 
-    spans = harness.spans.get_finished_spans()
+    spans = harness.captured.spans.get_finished_spans()
     (server,) = [s for s in spans if s.kind is SpanKind.SERVER]
     (client,) = [s for s in spans if s.kind is SpanKind.CLIENT]
     assert client.parent is not None
@@ -132,15 +102,15 @@ async def test_pii_request_is_kept_in_cluster_and_its_text_recorded_nowhere(
     response = await harness.chat(SECRET_TEXT)
 
     assert response.headers["x-modelplane-backend"] == "llama-3-8b"
-    recorded = repr([dict(s.attributes or {}) for s in harness.spans.get_finished_spans()])
+    recorded = repr([dict(s.attributes or {}) for s in harness.captured.spans.get_finished_spans()])
     assert "DE89" not in recorded
-    (line,) = harness.audit_lines()
+    (line,) = harness.captured.audit_lines()
     assert line["data_class"] == "confidential"
     assert "iban" in line["pii"]
     assert line["backend"] == "llama-3-8b"
     assert line["upstream_host"] == "127.0.0.1"
     assert "DE89" not in orjson.dumps(line).decode()
-    (blocked,) = harness.points("modelplane.egress.blocked")
+    (blocked,) = harness.captured.metric_points("modelplane.egress.blocked")
     assert blocked.value == 1
 
 
@@ -148,12 +118,13 @@ async def test_usage_cost_and_duration_metrics_and_prometheus_endpoint(harness: 
     await harness.chat(**{"x-modelplane-data-class": "public"})
     await harness.chat(SECRET_TEXT)
 
-    tokens = harness.points("gen_ai.client.token.usage")
+    points = harness.captured.metric_points
+    tokens = points("gen_ai.client.token.usage")
     assert {p.attributes["gen_ai.token.type"] for p in tokens} == {"input", "output"}
-    assert sum(p.count for p in harness.points("gen_ai.server.request.duration")) == 2
-    assert sum(p.count for p in harness.points("gen_ai.server.time_to_first_token")) == 2
-    assert sum(p.count for p in harness.points("modelplane.decision.duration")) == 2
-    assert sum(p.value for p in harness.points("modelplane.cost")) > 0
+    assert sum(p.count for p in points("gen_ai.server.request.duration")) == 2
+    assert sum(p.count for p in points("gen_ai.server.time_to_first_token")) == 2
+    assert sum(p.count for p in points("modelplane.decision.duration")) == 2
+    assert sum(p.value for p in points("modelplane.cost")) > 0
     text = (await harness.client.get("/metrics")).text
     assert "gen_ai_client_token_usage" in text
     assert "modelplane_cost" in text
@@ -167,8 +138,8 @@ async def test_policy_violation_is_traced_as_an_error(harness: Harness) -> None:
     )
 
     assert response.status_code == 403
-    (span,) = harness.spans.get_finished_spans()
+    (span,) = harness.captured.spans.get_finished_spans()
     assert span.attributes is not None
     assert span.attributes["error.type"] == "policy_violation"
     assert harness.gpt.received == []
-    assert harness.audit_lines()[0]["outcome"] == "policy_violation"
+    assert harness.captured.audit_lines()[0]["outcome"] == "policy_violation"

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import io
 from collections.abc import Iterator
 from typing import Any
 
-import orjson
 import pytest
 from modelplane.router.adapters.telemetry import (
-    AuditLog,
     BackendInfo,
     Telemetry,
     TelemetrySettings,
@@ -26,6 +23,8 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 from prometheus_client.parser import text_string_to_metric_families
+
+from modelplane.testing.telemetry import CapturedTelemetry
 
 BACKENDS = {
     "llama": BackendInfo(
@@ -55,51 +54,16 @@ SPILLED = Decision(
 )
 
 
-class Captured:
-    def __init__(
-        self,
-        telemetry: Telemetry,
-        spans: InMemorySpanExporter,
-        audit: io.BytesIO,
-    ) -> None:
-        self.telemetry, self.spans, self.audit = telemetry, spans, audit
-
-    def metric_points(self, name: str) -> list[Any]:
-        data = self.telemetry.metrics_data()
-        return [
-            point
-            for resource in data.resource_metrics
-            for scope in resource.scope_metrics
-            for metric in scope.metrics
-            if metric.name == name
-            for point in metric.data.data_points
-        ]
-
-    def audit_lines(self) -> list[dict[str, Any]]:
-        assert self.telemetry.audit_log is not None
-        self.telemetry.audit_log.flush()
-        return [orjson.loads(line) for line in self.audit.getvalue().splitlines()]
-
-
-class KeptOpen(io.BytesIO):
-    def close(self) -> None:  # keep the buffer readable after the audit log closes
-        pass
-
-
 @pytest.fixture
-def captured() -> Iterator[Captured]:
-    spans = InMemorySpanExporter()
-    audit = KeptOpen()
-    telemetry = Telemetry(
-        TelemetrySettings(prometheus=True),
-        span_processors=[SimpleSpanProcessor(spans)],
-        audit_log=AuditLog(audit, flush_interval_s=60),
-    )
-    yield Captured(telemetry, spans, audit)
-    telemetry.shutdown()
+def captured() -> Iterator[CapturedTelemetry]:
+    recorder = CapturedTelemetry(TelemetrySettings(prometheus=True))
+    yield recorder
+    recorder.shutdown()
 
 
-def test_request_span_with_attempt_children_and_genai_attributes(captured: Captured) -> None:
+def test_request_span_with_attempt_children_and_genai_attributes(
+    captured: CapturedTelemetry,
+) -> None:
     request = captured.telemetry.start_request(
         "team-a", "auto", stream=False, body={"max_tokens": 64}
     )
@@ -125,7 +89,7 @@ def test_request_span_with_attempt_children_and_genai_attributes(captured: Captu
     assert client.attributes["gen_ai.request.model"] == "llama-3-8b"
 
 
-def test_no_prompt_text_is_recorded_unless_enabled(captured: Captured) -> None:
+def test_no_prompt_text_is_recorded_unless_enabled(captured: CapturedTelemetry) -> None:
     body = {"messages": [{"role": "user", "content": "secret plan alice@example.com"}]}
     request = captured.telemetry.start_request("team-a", "auto", stream=False, body=body)
     request.decided(CONFIDENTIAL, BACKENDS, 0.0001)
@@ -151,7 +115,7 @@ def test_prompt_is_recorded_when_capture_content_is_enabled() -> None:
     assert "hello there" in str(span.attributes["gen_ai.input.messages"])
 
 
-def test_metrics_for_tokens_cost_blocked_egress_and_spillover(captured: Captured) -> None:
+def test_metrics_for_tokens_cost_blocked_egress_and_spillover(captured: CapturedTelemetry) -> None:
     confidential = captured.telemetry.start_request("team-a", "auto", stream=False)
     confidential.decided(CONFIDENTIAL, BACKENDS, 0.0001)
     confidential.finish("llama", input_tokens=10, output_tokens=20, cost_usd=0.0, ttft_s=0.1)
@@ -176,7 +140,7 @@ def test_metrics_for_tokens_cost_blocked_egress_and_spillover(captured: Captured
     assert len(captured.metric_points("modelplane.decision.duration")) == 1
 
 
-def test_failed_attempt_then_fallback_and_the_audit_line(captured: Captured) -> None:
+def test_failed_attempt_then_fallback_and_the_audit_line(captured: CapturedTelemetry) -> None:
     request = captured.telemetry.start_request("team-a", "auto", stream=False)
     request.decided(SPILLED, BACKENDS, 0.0001)
     request.attempt("gpt-4o").failed("upstream_unavailable", "connect refused")
@@ -196,7 +160,7 @@ def test_failed_attempt_then_fallback_and_the_audit_line(captured: Captured) -> 
     assert "latency:meets-target" in line["reasons"]
 
 
-def test_error_answer_ends_the_span_with_its_error_type(captured: Captured) -> None:
+def test_error_answer_ends_the_span_with_its_error_type(captured: CapturedTelemetry) -> None:
     request = captured.telemetry.start_request("team-a", "gpt-4o", stream=False)
     request.decided(CONFIDENTIAL, BACKENDS, 0.0001)
     request.fail("policy_violation", 403, "confidential data may not go to gpt-4o")
@@ -207,7 +171,7 @@ def test_error_answer_ends_the_span_with_its_error_type(captured: Captured) -> N
     assert captured.audit_lines()[0]["outcome"] == "policy_violation"
 
 
-def test_budget_and_price_gauges_and_prometheus_text(captured: Captured) -> None:
+def test_budget_and_price_gauges_and_prometheus_text(captured: CapturedTelemetry) -> None:
     captured.telemetry.add_budget_source(lambda: [("team-a", "day", 4.5)])
     captured.telemetry.add_price_source(
         lambda: [("llama", "in-cluster", "measured", 0.55), ("gpt-4o", "external", "list", 2.5)]

@@ -13,6 +13,7 @@ import sys
 import threading
 import time
 from collections.abc import Coroutine, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -84,9 +85,23 @@ class RouterProcess:
         headers = {"Authorization": f"Bearer {key}"}
         if data_class is not None:
             headers["x-modelplane-data-class"] = data_class
-        body = {"model": model, "messages": [{"role": "user", "content": content}]}
         return httpx.post(
-            f"{self.url}/v1/chat/completions", json=body, headers=headers, timeout=timeout
+            f"{self.url}/v1/chat/completions",
+            json=_chat_body(model, content),
+            headers=headers,
+            timeout=timeout,
+        )
+
+    def stream_chat(
+        self, key: str, *, content: str = "Say hello.", timeout: float = 10.0
+    ) -> AbstractContextManager[httpx.Response]:
+        """A streamed chat completion for `model: auto`: `with router.stream_chat(key) as r:`."""
+        return httpx.stream(
+            "POST",
+            f"{self.url}/v1/chat/completions",
+            json={**_chat_body("auto", content), "stream": True},
+            headers={"Authorization": f"Bearer {key}"},
+            timeout=timeout,
         )
 
     def metrics(self) -> str:
@@ -94,6 +109,10 @@ class RouterProcess:
 
     def stop(self) -> None:
         stop_process(self.process, timeout_s=10)
+
+
+def _chat_body(model: str, content: str) -> dict[str, Any]:
+    return {"model": model, "messages": [{"role": "user", "content": content}]}
 
 
 def start_router_process(

@@ -285,13 +285,7 @@ def test_a_client_leaving_mid_stream_stops_the_upstream_generation(
     # 200 tokens at 0.1 s each: the generation would still run long after the deadline below.
     upstreams.llama.behaviour.reply_text = " ".join(["token"] * 200)
     upstreams.llama.behaviour.token_delay_s = 0.1
-    with httpx.stream(
-        "POST",
-        f"{router.base_url}/chat/completions",
-        json={"model": "auto", "messages": HELLO, "stream": True},
-        headers={"Authorization": f"Bearer {API_KEY}"},
-        timeout=10,
-    ) as response:
+    with router.stream_chat(API_KEY) as response:
         first = next(response.iter_lines())
         assert first.startswith("data: ")
         assert upstreams.llama.in_flight == 1

@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import openai
 import pytest
 
@@ -87,13 +86,7 @@ def test_a_stream_broken_after_its_first_event_ends_with_an_error_event(
     router: RouterProcess, upstreams: Upstreams
 ) -> None:
     upstreams.llama.faults.fail_stream_after_events = 2
-    with httpx.stream(
-        "POST",
-        f"{router.base_url}/chat/completions",
-        json={"model": "auto", "messages": HELLO, "stream": True},
-        headers={"Authorization": f"Bearer {API_KEY}"},
-        timeout=10,
-    ) as response:
+    with router.stream_chat(API_KEY) as response:
         assert response.status_code == 200
         assert response.headers["x-modelplane-backend"] == "llama-3-8b"
         events = [line for line in response.iter_lines() if line.startswith("data: ")]

@@ -39,7 +39,7 @@ import ssl
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 from modelplane.router.adapters.metrics_scraper import ScrapeTarget, metrics_url_for
@@ -55,6 +55,7 @@ from modelplane.router.config import (
 from modelplane.router.policy.types import Capability, CostPreference, DataClass, Location, PiiType
 
 from modelplane.api import (
+    CustomResource,
     ExternalModel,
     InvalidSpecError,
     ModelDeployment,
@@ -106,6 +107,9 @@ def secret_value(secret: Mapping[str, Any] | None, key: str) -> str | None:
         return None
 
 
+_Resource = TypeVar("_Resource", bound=CustomResource)
+
+
 def _is_ready(deployment: ModelDeployment) -> bool:
     status = deployment.status
     if status is None:
@@ -134,6 +138,13 @@ def catalog_from_resources(
         )
         return secret_value(body, reference.key)
 
+    def parse(resource: type[_Resource], key: str, body: Mapping[str, Any]) -> _Resource | None:
+        try:
+            return resource.from_body(body)
+        except InvalidSpecError as error:
+            problems.append(f"{resource.resource_kind} {key}: {error.message}")
+            return None
+
     names: set[str] = set()
 
     def unique(kind: str, key: str, name: str) -> bool:
@@ -144,10 +155,8 @@ def catalog_from_resources(
         return True
 
     for key, body in sorted(resources.model_deployments.items()):
-        try:
-            deployment = ModelDeployment.from_body(body)
-        except InvalidSpecError as error:
-            problems.append(f"ModelDeployment {key}: {error.message}")
+        deployment = parse(ModelDeployment, key, body)
+        if deployment is None:
             continue
         name = deployment.name
         url = deployment.status.url if deployment.status else None
@@ -181,10 +190,8 @@ def catalog_from_resources(
         )
 
     for key, body in sorted(resources.external_models.items()):
-        try:
-            external = ExternalModel.from_body(body)
-        except InvalidSpecError as error:
-            problems.append(f"ExternalModel {key}: {error.message}")
+        external = parse(ExternalModel, key, body)
+        if external is None:
             continue
         spec = external.spec
         api_key = secret(external.metadata.namespace, spec.api_key_secret_ref)
@@ -217,10 +224,8 @@ def catalog_from_resources(
     tenants: list[TenantConfig] = []
     policy = PolicyConfig()
     for index, (key, body) in enumerate(sorted(resources.routing_policies.items())):
-        try:
-            routing = RoutingPolicy.from_body(body)
-        except InvalidSpecError as error:
-            problems.append(f"RoutingPolicy {key}: {error.message}")
+        routing = parse(RoutingPolicy, key, body)
+        if routing is None:
             continue
         policy_spec = routing.spec
         if index == 0:

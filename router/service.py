@@ -190,10 +190,8 @@ class ServedReply:
                 AttemptObservation(
                     backend=snapshot.name,
                     ok=not stream_broken,
-                    # A non-streamed reply's first byte comes after the last token: it measures
-                    # the whole generation, not time to first token, and would make a busy
-                    # backend's decode rate look near-infinite.
-                    ttft_ms=None if isinstance(reply, CompletedReply) else reply.ttft_ms,
+                    ttft_ms=reply.ttft_ms,
+                    streamed=not isinstance(reply, CompletedReply),
                     output_tokens=usage.output_tokens,
                     duration_s=time.perf_counter() - self.started,
                 )

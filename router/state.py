@@ -79,9 +79,9 @@ class AttemptObservation:
     """The outcome of one upstream attempt.
 
     `ok` is False for connect errors, timeouts, 5xx and 429; such failures count toward cooldown.
-    `ttft_ms` is the time until the first SSE event of a streamed reply; None for a non-streamed
-    one, whose first byte only comes once generation is over. Decode rates are then taken over the
-    whole `duration_s`.
+    `ttft_ms` is the time until the first response byte: the first SSE event of a streamed reply,
+    the whole answer of a non-streamed one (`streamed=False`), whose first byte only comes once
+    generation is over, so its decode rate is taken over the whole `duration_s`.
     """
 
     backend: str
@@ -89,6 +89,7 @@ class AttemptObservation:
     ttft_ms: float | None = None
     output_tokens: int = 0
     duration_s: float = 0.0
+    streamed: bool = True
 
 
 class StateUnavailableError(Exception):

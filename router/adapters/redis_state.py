@@ -170,7 +170,7 @@ class _Unavailable(Exception):
 def _tokens_per_second(observation: AttemptObservation) -> float | None:
     if not observation.ok or observation.output_tokens <= 0 or observation.duration_s <= 0:
         return None
-    ttft_s = (observation.ttft_ms or 0.0) / 1000.0
+    ttft_s = (observation.ttft_ms or 0.0) / 1000.0 if observation.streamed else 0.0
     decode_s = observation.duration_s - ttft_s
     if decode_s <= 0:
         return None

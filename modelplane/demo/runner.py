@@ -33,7 +33,12 @@ from rich.table import Table
 from modelplane.demo import local_model
 from modelplane.demo.client import run_workload
 from modelplane.demo.pricing import litellm_price
-from modelplane.demo.processes import ManagedProcess, ProcessStartError, free_port
+from modelplane.demo.processes import (
+    STOP_GRACE_S,
+    ManagedProcess,
+    ProcessStartError,
+    free_port,
+)
 from modelplane.demo.report import (
     BACKEND_COLUMNS,
     BackendInfo,
@@ -211,32 +216,7 @@ def run_demo(options: DemoOptions, console: Console) -> int:
         config_path = workdir / "router.yaml"
         config = router_config(f"http://127.0.0.1:{local_port}/v1", external_base, real_openai)
         config_path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
-        router = ManagedProcess(
-            "router",
-            [
-                sys.executable,
-                "-P",
-                "-m",
-                "modelplane",
-                "router",
-                "serve",
-                "--config",
-                str(config_path),
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(router_port),
-                "--redis-url",
-                redis_url,
-                # llama.cpp's server has no Prometheus /metrics to scrape
-                "--scrape-interval",
-                "0",
-                "--audit-log",
-                str(logs / "router-audit.jsonl"),
-            ],
-            logs / "router.log",
-            env=env,
-        )
+        router = router_process(config_path, router_port, redis_url, logs, env)
         processes.append((router, http_ready(f"http://127.0.0.1:{router_port}/healthz")))
 
         for process, _ in processes:
@@ -253,7 +233,7 @@ def run_demo(options: DemoOptions, console: Console) -> int:
 
         outcomes = send_with_progress(f"http://127.0.0.1:{router_port}/v1", plan, console)
         received = fetch_received(simulator_url) if simulator_url else None
-        shared_state = asyncio.run(read_shared_state(redis_url))
+        shared_state = shared_state_after_router_exit(router, redis_url)
     write_outcomes(outcomes, logs / "outcomes.jsonl")
     console.print("[green]✓[/] all demo processes stopped")
 
@@ -317,6 +297,37 @@ def send_with_progress(base_url: str, plan: Any, console: Console) -> list[Outco
         )
 
 
+def router_process(
+    config_path: Path, port: int, redis_url: str, logs: Path, env: dict[str, str]
+) -> ManagedProcess:
+    return ManagedProcess(
+        "router",
+        [
+            sys.executable,
+            "-P",
+            "-m",
+            "modelplane",
+            "router",
+            "serve",
+            "--config",
+            str(config_path),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--redis-url",
+            redis_url,
+            # llama.cpp's server has no Prometheus /metrics to scrape
+            "--scrape-interval",
+            "0",
+            "--audit-log",
+            str(logs / "router-audit.jsonl"),
+        ],
+        logs / "router.log",
+        env=env,
+    )
+
+
 def http_ready(url: str) -> Callable[[ManagedProcess], float]:
     def wait(process: ManagedProcess) -> float:
         return process.wait_until_http_ok(url, START_TIMEOUT_S)
@@ -336,6 +347,25 @@ def redis_ready(url: str) -> Callable[[ManagedProcess], float]:
         return process.wait_until("answer PING", answers_ping, START_TIMEOUT_S)
 
     return wait
+
+
+def shared_state_after_router_exit(router: ManagedProcess, redis_url: str) -> list[str]:
+    """What the router left in Redis once it has written everything it owes.
+
+    The router writes spend and latency to Redis in batches, a few tens of milliseconds after
+    each reply is delivered, so a client that has just received its last answer can read Redis
+    before that answer's cost is there. A router that has shut down has finished its in-flight
+    requests and written its last batch, so it is stopped first instead of guessing how long
+    to wait.
+    """
+    router.stop()
+    lines = asyncio.run(read_shared_state(redis_url))
+    if router.exited() == -signal.SIGKILL:
+        lines.append(
+            f"the router did not shut down within {STOP_GRACE_S:.0f} s and was killed: "
+            "the spend of its last requests may be missing from Redis"
+        )
+    return lines
 
 
 async def read_shared_state(url: str) -> list[str]:

@@ -36,11 +36,11 @@ from bench.harness import (
     ServerProcess,
     bench_env,
     figures_line,
-    free_port,
     python_module,
 )
 from bench.hotspots import load as load_profile
 from bench.hotspots import render as render_profile
+from modelplane.testing.processes import free_port
 
 NAMESPACE = "bench"
 GROUP_PATH = f"/apis/modelplane.dev/v1alpha1/namespaces/{NAMESPACE}/modeldeployments"

@@ -37,13 +37,13 @@ from bench.harness import (
     SERVER_CORE,
     ServerProcess,
     figures_line,
-    free_port,
     python_module,
     run_loadgen,
     start_fast_upstream,
 )
 from bench.hotspots import load as load_profile
 from bench.hotspots import render as render_profile
+from modelplane.testing.processes import free_port
 
 MODELPLANE_KEY = "bench-key"
 MODES = ("plain", "stream")

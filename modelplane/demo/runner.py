@@ -37,7 +37,6 @@ from modelplane.demo.processes import (
     STOP_GRACE_S,
     ManagedProcess,
     ProcessStartError,
-    free_port,
 )
 from modelplane.demo.report import (
     BACKEND_COLUMNS,
@@ -52,6 +51,7 @@ from modelplane.demo.report import (
 )
 from modelplane.demo.simulated_gpt4o import RECEIVED_PATH, SIMULATED_LABEL
 from modelplane.demo.workload import build_workload
+from modelplane.testing.processes import free_port
 from modelplane.testing.valkey import valkey_binary
 
 LOCAL_BACKEND = "smollm2-135m"

@@ -8,7 +8,6 @@ with the server's own error, instead of pretending.
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,6 +24,7 @@ from modelplane.operator.settings import OperatorSettings
 
 from modelplane.api.model_deployment import ModelDeployment
 from modelplane.demo.processes import ManagedProcess, ProcessStartError
+from modelplane.testing.processes import free_port
 
 pytestmark = pytest.mark.engines
 
@@ -50,13 +50,6 @@ class TritonPythonModel:
             responses.append(pb_utils.InferenceResponse(output_tensors=[output]))
         return responses
 """
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def pytriton_server_dir(triton_python: Path) -> Path:

@@ -18,6 +18,7 @@ from openai import OpenAI
 
 from modelplane.api.model_deployment import ModelDeployment
 from modelplane.demo.processes import ManagedProcess
+from modelplane.testing.processes import free_port
 
 pytestmark = pytest.mark.engines
 
@@ -58,13 +59,6 @@ def port_is_free(port: int) -> bool:
         except OSError:
             return False
         return True
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def local_args(builder_args: list[str], model_dir: Path) -> tuple[list[str], int]:

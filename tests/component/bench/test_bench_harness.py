@@ -6,7 +6,6 @@ Each runs as its own process on 127.0.0.1, as the benchmarks run them. No timing
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 import time
@@ -16,13 +15,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from modelplane.testing.processes import free_port
+
 REPO_ROOT = Path(__file__).resolve().parents[3]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def start(module: str, *args: str, health: str) -> tuple[subprocess.Popen[bytes], str]:

@@ -10,7 +10,6 @@ import pytest
 import yaml
 
 from modelplane.demo.pricing import litellm_price
-from modelplane.demo.processes import free_port
 from modelplane.demo.runner import (
     DEMO_API_KEY,
     DEMO_TENANT,
@@ -20,6 +19,7 @@ from modelplane.demo.runner import (
     router_process,
     shared_state_after_router_exit,
 )
+from modelplane.testing.processes import free_port
 from modelplane.testing.router_process import ThreadedUpstreams
 from modelplane.testing.valkey import ValkeyProcess
 

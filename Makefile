@@ -54,7 +54,9 @@ lint: venv
 	for entry in modelplane/*; do ln -s ../../$$entry .typecheck/modelplane/; done
 	ln -s ../../operator .typecheck/modelplane/operator
 	ln -s ../../router .typecheck/modelplane/router
-	MYPYPATH=.typecheck $(BIN)/mypy -p modelplane
+	# From inside the link tree: mypy searches its working directory first, where the repository's
+	# operator/ would shadow the stdlib module of that name.
+	cd .typecheck && ../$(BIN)/mypy --config-file ../pyproject.toml --cache-dir ../.mypy_cache -p modelplane
 
 format: venv
 	$(BIN)/ruff format .

@@ -198,6 +198,10 @@ def _after_version_word(text: str, start: int) -> bool:
     return bool(words) and words[0] in _VERSION_WORDS
 
 
+# An enum member's `name` is a Python-level property; this lookup is one dict probe.
+_WANTED_ATTRIBUTE = {kind: kind.name.lower() for kind in PiiType}
+
+
 class _Wanted:
     """Which types are still looked for, as plain attributes.
 
@@ -221,11 +225,11 @@ class _Wanted:
         self.credential = PiiType.CREDENTIAL in types
 
     def discard(self, found: PiiType) -> None:
-        setattr(self, found.name.lower(), False)
+        setattr(self, _WANTED_ATTRIBUTE[found], False)
 
     def wants(self, kind: PiiType) -> bool:
         """Re-read after a hit was handed out (the consumer may have discarded the type)."""
-        return bool(getattr(self, kind.name.lower()))
+        return bool(getattr(self, _WANTED_ATTRIBUTE[kind]))
 
     def numeric(self) -> bool:
         return self.phone or self.payment_card or self.iban or self.us_ssn or self.ip_address

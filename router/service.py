@@ -244,7 +244,9 @@ class RouterService:
         # Lets a request that only a not-yet-ready backend may serve wait for it (scale from 0).
         self.catalog_changes = catalog_changes
         self._slots: dict[str, tuple[int, asyncio.Semaphore]] = {}
-        self._overlay_key: tuple[int, int] = (0, 0)
+        # The catalog and health mapping the overlay was built from. Held, not just their ids: a
+        # freed catalog's id can be reused by the next one, which would serve stale snapshots.
+        self._overlay_source: tuple[Catalog, Mapping[str, BackendHealth]] | None = None
         self._overlay: tuple[BackendSnapshot, ...] = ()
 
     def authenticate(self, authorization: str | None) -> tuple[Tenant, Catalog]:
@@ -438,14 +440,14 @@ class RouterService:
         self, catalog: Catalog, health: Mapping[str, BackendHealth]
     ) -> tuple[BackendSnapshot, ...]:
         """The catalog's snapshots with live health laid over them (cached while unchanged)."""
-        key = (id(catalog), id(health))
-        if key == self._overlay_key and self._overlay:
+        source = self._overlay_source
+        if source is not None and source[0] is catalog and source[1] is health:
             return self._overlay
         snapshots = tuple(
             _overlay(backend.snapshot, health.get(name))
             for name, backend in catalog.backends.items()
         )
-        self._overlay_key, self._overlay = key, snapshots
+        self._overlay_source, self._overlay = (catalog, health), snapshots
         return snapshots
 
 

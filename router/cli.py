@@ -73,12 +73,49 @@ def register(parser: argparse.ArgumentParser) -> None:
     serve.add_argument(
         "--no-telemetry", action="store_true", help="no traces, metrics, /metrics or audit log"
     )
+    serve.add_argument(
+        "--shutdown-delay",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="on SIGTERM, report not ready (/readyz 503) and keep serving this long before "
+        "draining, so the pod leaves its Service first (default: 0)",
+    )
+    serve.add_argument(
+        "--shutdown-timeout",
+        type=int,
+        default=30,
+        metavar="SECONDS",
+        help="then wait at most this long for requests in flight to finish (default: 30)",
+    )
+    serve.add_argument(
+        "--max-in-flight",
+        type=_positive_int,
+        default=1024,
+        metavar="N",
+        help="requests served at once by this process; more get 503 server_overloaded with "
+        "Retry-After before any work (health, readiness and metrics are never refused)",
+    )
+    serve.add_argument(
+        "--max-header-bytes",
+        type=_positive_int,
+        default=64 * 1024,
+        metavar="BYTES",
+        help="a request whose line and headers exceed this gets 431 and its connection closed",
+    )
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
     serve.add_argument("--port", type=int, default=8080, help="port to listen on")
     serve.add_argument(
         "--log-level", default="warning", choices=("debug", "info", "warning", "error")
     )
     serve.set_defaults(run=serve_command)
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
 
 
 def serve_command(args: argparse.Namespace) -> int:
@@ -88,6 +125,8 @@ def serve_command(args: argparse.Namespace) -> int:
     from modelplane.router.adapters.runtime import ServeOptions, build_runtime
     from modelplane.router.adapters.telemetry import TelemetrySettings
     from modelplane.router.api.app import create_app
+    from modelplane.router.api.limits import InFlightLimit, header_bounded_protocol
+    from modelplane.router.api.shutdown import DrainingServer, Readiness, ShutdownSettings
     from modelplane.router.config import ConfigError, load_config
     from pydantic import ValidationError
 
@@ -115,6 +154,9 @@ def serve_command(args: argparse.Namespace) -> int:
             ),
             scrape_interval_s=max(0.0, args.scrape_interval),
         )
+        shutdown = ShutdownSettings(
+            delay_s=args.shutdown_delay, drain_timeout_s=args.shutdown_timeout
+        )
         config = load_config(args.config) if args.config else None
         runtime = build_runtime(options, config)
     except ValidationError as error:
@@ -126,23 +168,28 @@ def serve_command(args: argparse.Namespace) -> int:
     except ConfigError as error:
         print(f"modelplane router: {error}", file=sys.stderr)
         return 2
+    readiness = Readiness()
     app = create_app(
         runtime.catalog_source,
         runtime.state,
         telemetry=runtime.telemetry,
         catalog_changes=runtime.catalog_changes,
         components=runtime.components,
+        readiness=readiness,
     )
-    uvicorn.run(
-        app,
+    server_config = uvicorn.Config(
+        InFlightLimit(app, args.max_in_flight),
         host=args.host,
         port=args.port,
         loop="uvloop",
-        http="httptools",
+        http=header_bounded_protocol(args.max_header_bytes),
         access_log=False,
         proxy_headers=False,  # the router never uses the client address
         server_header=False,
         log_level=args.log_level,
         lifespan="on",
+        timeout_graceful_shutdown=shutdown.drain_timeout_s,
     )
-    return 0
+    server = DrainingServer(server_config, readiness, shutdown)
+    server.run()
+    return 0 if server.started else 1

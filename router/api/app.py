@@ -14,10 +14,20 @@ from fastapi.responses import JSONResponse, Response
 from modelplane.router.adapters.litellm_adapter import LiteLLMAdapter
 from modelplane.router.adapters.openai_http import OpenAIHttpAdapter
 from modelplane.router.adapters.upstream import UpstreamAdapter
-from modelplane.router.api.chat import CHAT_COMPLETIONS_PATH, ChatCompletionsEndpoint, error_body
+from modelplane.router.api.chat import (
+    CHAT_COMPLETIONS_PATH,
+    DEFAULT_MAX_BODY_BYTES,
+    ChatCompletionsEndpoint,
+    PayloadTooLarge,
+    content_length,
+    error_body,
+    read_body,
+)
+from modelplane.router.api.openapi import METRICS_PATH, OPENAPI_PATH, openapi_document
+from modelplane.router.api.shutdown import Readiness
 from modelplane.router.catalog import CatalogSource
 from modelplane.router.config import AdapterKind
-from modelplane.router.errors import RouterError
+from modelplane.router.errors import InvalidRequest, RouterError
 from modelplane.router.service import (
     AUTO_MODEL,
     DEFAULT_MAX_ATTEMPTS,
@@ -27,6 +37,7 @@ from modelplane.router.service import (
     parse_data_class,
 )
 from modelplane.router.state import RouterState
+from starlette.exceptions import HTTPException
 from starlette.types import Receive, Scope, Send
 
 if TYPE_CHECKING:
@@ -52,7 +63,20 @@ class OrjsonResponse(JSONResponse):
 
 
 def _error_response(error: RouterError) -> Response:
-    return Response(error_body(error), status_code=error.status, media_type="application/json")
+    response = Response(error_body(error), status_code=error.status, media_type="application/json")
+    if isinstance(error, PayloadTooLarge):
+        response.headers["connection"] = "close"  # its body goes unread: stop the client sending
+    return response
+
+
+class RouteNotFound(RouterError, status=404, type="invalid_request_error", code="not_found"):
+    """No route at that path."""
+
+
+class MethodNotAllowed(
+    RouterError, status=405, type="invalid_request_error", code="method_not_allowed"
+):
+    """The path exists, but not with that method."""
 
 
 class RouterApp(FastAPI):
@@ -64,6 +88,11 @@ class RouterApp(FastAPI):
     """
 
     chat_completions: ChatCompletionsEndpoint
+    api_document: dict[str, Any]
+
+    def openapi(self) -> dict[str, Any]:
+        """The maintained document of `openapi.py`: FastAPI's own cannot see the chat path."""
+        return self.api_document
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (
@@ -86,16 +115,22 @@ def create_app(
     *,
     adapters: Mapping[AdapterKind, UpstreamAdapter] | None = None,
     max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     telemetry: Telemetry | None = None,
     catalog_changes: CatalogChanges | None = None,
     components: Sequence[BackgroundComponent] = (),
+    readiness: Readiness | None = None,
 ) -> RouterApp:
     """The router app. It owns what it is given: adapters and state are closed on shutdown.
 
     `app.state.router` is the `RouterService`, for code that adds routes or background tasks
     (a catalog watcher replaces `catalog_source`'s catalog; the app sees it on the next request).
     `components` are started after and closed before everything else; with `telemetry`, the
-    app serves its Prometheus metrics at `/metrics`.
+    app serves its Prometheus metrics at `/metrics`. A request body over `max_body_bytes` is
+    answered 413 without being read. Every error, unknown paths included, is an OpenAI error
+    object; `/openapi.json` describes the API to holders of a key. Once `readiness` says the
+    process is shutting down, `/readyz` answers 503 so the pod leaves its Service before it
+    stops accepting.
     """
     chosen_adapters = dict(adapters) if adapters is not None else default_adapters()
     service = RouterService(
@@ -131,13 +166,34 @@ def create_app(
         default_response_class=OrjsonResponse,
         docs_url=None,
         redoc_url=None,
+        openapi_url=None,  # FastAPI's would be unauthenticated and wrong: ours is below
     )
     app.state.router = service
-    app.chat_completions = ChatCompletionsEndpoint(service)
+    app.chat_completions = ChatCompletionsEndpoint(service, max_body_bytes)
 
     @app.exception_handler(RouterError)
     async def _router_error(_: Request, error: RouterError) -> Response:
         return _error_response(error)
+
+    @app.exception_handler(HTTPException)
+    async def _http_error(request: Request, error: HTTPException) -> Response:
+        # Starlette's own refusals, in the format every other error of the API has.
+        where = f"{request.method} {request.url.path}"
+        refusal: RouterError
+        if error.status_code == 405:
+            refusal = MethodNotAllowed(f"{where} is not allowed")
+        elif error.status_code == 404:
+            refusal = RouteNotFound(f"no route for {where}")
+        else:
+            refusal = InvalidRequest(str(error.detail))
+        response = _error_response(refusal)
+        response.headers.update(error.headers or {})
+        return response
+
+    @app.exception_handler(Exception)
+    async def _internal_error(_: Request, error: Exception) -> Response:
+        # Starlette logs the exception after this answer; the client gets the usual format.
+        return _error_response(RouterError("internal error; see the router's log"))
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
@@ -146,20 +202,30 @@ def create_app(
     @app.get("/readyz")
     async def readyz() -> Response:
         catalog = catalog_source.current
-        ready = bool(catalog.backends) and bool(catalog.tenants_by_key_hash)
+        shutting_down = readiness is not None and readiness.shutting_down
+        ready = bool(catalog.backends) and bool(catalog.tenants_by_key_hash) and not shutting_down
         body = {
-            "status": "ready" if ready else "not ready",
+            "status": "ready" if ready else "shutting down" if shutting_down else "not ready",
             "catalog": catalog.revision,
             "backends": len(catalog.backends),
         }
         return OrjsonResponse(body, status_code=200 if ready else 503)
 
-    if telemetry is not None and telemetry.prometheus_registry is not None:
+    serves_metrics = telemetry is not None and telemetry.prometheus_registry is not None
+    if serves_metrics:
+        assert telemetry is not None
         exported = telemetry
 
-        @app.get("/metrics")
+        @app.get(METRICS_PATH)
         async def metrics() -> Response:
             return Response(exported.export_prometheus(), media_type=PROMETHEUS_TEXT)
+
+    app.api_document = openapi_document(serves_metrics=serves_metrics)
+
+    @app.get(OPENAPI_PATH)
+    async def openapi(request: Request) -> dict[str, Any]:
+        service.authenticate(request.headers.get("authorization"))
+        return app.openapi()
 
     @app.get("/v1/models")
     async def models(request: Request) -> dict[str, Any]:
@@ -180,7 +246,8 @@ def create_app(
     @app.post("/v1/route/explain")
     async def route_explain(request: Request) -> dict[str, Any]:
         tenant, catalog = service.authenticate(request.headers.get("authorization"))
-        chat = parse_chat_request(await request.body())
+        length = content_length(request.headers.get("content-length"))
+        chat = parse_chat_request(await read_body(request.receive, max_body_bytes, length))
         declared = parse_data_class(request.headers.get("x-modelplane-data-class"))
         routed = await service.decide(tenant, catalog, chat, declared, enforce=False)
         return explain(routed)

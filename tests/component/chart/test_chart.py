@@ -497,6 +497,23 @@ def test_router_probes_healthz_for_liveness_and_readyz_for_readiness(
     assert operator["livenessProbe"]["httpGet"]["path"] == "/healthz"
 
 
+def test_router_pods_get_time_for_the_readiness_delay_and_the_drain(
+    rendered: dict[str, list[Manifest]], helm: Helm
+) -> None:
+    def shutdown_of(manifests: list[Manifest]) -> tuple[list[str], int]:
+        deployment = _named(manifests, "Deployment", "mp-modelplane-router")
+        args = _container(manifests, "Deployment", "mp-modelplane-router")["args"]
+        flags = [arg for arg in args if arg.startswith("--shutdown-")]
+        return flags, deployment["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
+
+    assert shutdown_of(rendered["defaults"]) == (
+        ["--shutdown-delay=5", "--shutdown-timeout=60"],
+        70,
+    )
+    tuned = helm.template({"router": {"shutdown": {"delaySeconds": 2.5, "drainSeconds": 600}}})
+    assert shutdown_of(tuned) == (["--shutdown-delay=2.5", "--shutdown-timeout=600"], 608)
+
+
 def test_helm_test_pod_calls_the_router_readyz_through_its_service(
     rendered: dict[str, list[Manifest]],
 ) -> None:

@@ -75,6 +75,14 @@ class ValkeyProcess(ServerContext):
             return
         stop_process(process, timeout_s=5)
 
+    def kill(self) -> None:
+        """SIGKILL the server, as a crash or an OOM kill would: no shutdown, its data is gone."""
+        process, self._process = self._process, None
+        if process is None:
+            return
+        process.kill()
+        process.wait(timeout=5)
+
     def close(self) -> None:
         self.stop()
         self._workdir.cleanup()

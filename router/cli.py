@@ -103,6 +103,14 @@ def register(parser: argparse.ArgumentParser) -> None:
         metavar="BYTES",
         help="a request whose line and headers exceed this gets 431 and its connection closed",
     )
+    serve.add_argument(
+        "--max-body-bytes",
+        type=_positive_int,
+        default=16 * 1024 * 1024,
+        metavar="BYTES",
+        help="a request body over this gets 413 before it is read (default: 16 MiB, one "
+        "12 MB image base64-encoded; raise it for larger or many inline images)",
+    )
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
     serve.add_argument("--port", type=int, default=8080, help="port to listen on")
     serve.add_argument(
@@ -176,6 +184,7 @@ def serve_command(args: argparse.Namespace) -> int:
         catalog_changes=runtime.catalog_changes,
         components=runtime.components,
         readiness=readiness,
+        max_body_bytes=args.max_body_bytes,
     )
     server_config = uvicorn.Config(
         InFlightLimit(app, args.max_in_flight),

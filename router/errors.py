@@ -42,6 +42,11 @@ class InvalidRequest(RouterError, status=400, type="invalid_request_error", code
     """The request body or a modelplane header is malformed."""
 
 
+class ContextLengthExceeded(InvalidRequest, code="context_length_exceeded"):
+    """Input and `max_tokens` together exceed the context window of every backend the request
+    may use: no backend will ever take it as it is (OpenAI answers it with the same code)."""
+
+
 class AuthenticationFailed(
     RouterError, status=401, type="authentication_error", code="invalid_api_key"
 ):

@@ -28,6 +28,7 @@ from modelplane.router.config import AdapterKind, OverBudget
 from modelplane.router.errors import (
     AuthenticationFailed,
     BudgetExhausted,
+    ContextLengthExceeded,
     InvalidRequest,
     LimitExceeded,
     NoEligibleBackend,
@@ -36,9 +37,12 @@ from modelplane.router.errors import (
     UnknownModel,
 )
 from modelplane.router.policy.engine import (
+    CAPABILITY_CONTEXT_TOO_SMALL,
     CAPABILITY_OK,
     HEALTH_NO_READY_REPLICA,
+    PINNED_OTHER_BACKEND,
     PRIVACY_OK,
+    TENANT_NOT_ALLOWED,
     decide,
 )
 from modelplane.router.policy.features import extract_features
@@ -48,6 +52,13 @@ from modelplane.router.policy.types import (
     Decision,
     RequestFeatures,
     TenantPolicy,
+)
+from modelplane.router.request_checks import (
+    MAX_TOKENS_LIMIT,
+    check_content_parts,
+    check_response_format,
+    check_tool_choice,
+    check_tools,
 )
 from modelplane.router.state import (
     Admission,
@@ -92,7 +103,9 @@ def parse_chat_request(raw: bytes) -> ChatRequest:
         if not isinstance(message, dict) or not isinstance(message.get("role"), str):
             raise InvalidRequest(f"messages[{index}] must be an object with a string 'role'")
         content = message.get("content")
-        if content is not None and not isinstance(content, str | list):
+        if isinstance(content, list):
+            check_content_parts(f"messages[{index}].content", content)
+        elif content is not None and not isinstance(content, str):
             raise InvalidRequest(f"messages[{index}].content must be a string or an array")
     model = body.get("model", AUTO_MODEL)
     if not isinstance(model, str) or not model:
@@ -103,9 +116,11 @@ def parse_chat_request(raw: bytes) -> ChatRequest:
     for name in ("max_tokens", "max_completion_tokens"):
         value = body.get(name)
         if value is not None and (
-            not isinstance(value, int) or isinstance(value, bool) or value < 0
+            not isinstance(value, int)
+            or isinstance(value, bool)
+            or not 0 <= value <= MAX_TOKENS_LIMIT
         ):
-            raise InvalidRequest(f"'{name}' must be a non-negative integer")
+            raise InvalidRequest(f"'{name}' must be an integer from 0 to {MAX_TOKENS_LIMIT}")
     for name, kind, label in (
         ("tools", list, "an array"),
         ("response_format", dict, "an object"),
@@ -114,6 +129,12 @@ def parse_chat_request(raw: bytes) -> ChatRequest:
         value = body.get(name)
         if value is not None and not isinstance(value, kind):
             raise InvalidRequest(f"'{name}' must be {label}")
+    if tools := body.get("tools"):
+        check_tools(tools)
+    if (tool_choice := body.get("tool_choice")) is not None:
+        check_tool_choice(tool_choice)
+    if (response_format := body.get("response_format")) is not None:
+        check_response_format(response_format)
     options = body.get("stream_options")
     client_wants_usage = isinstance(options, dict) and options.get("include_usage") is True
     return ChatRequest(body=body, model=model, stream=stream, client_wants_usage=client_wants_usage)
@@ -305,6 +326,9 @@ class RouterService:
             if violation is not None:
                 raise PolicyViolation(violation)
             if decision.chosen is None:
+                too_long = _context_length_exceeded_message(features, catalog, decision)
+                if too_long is not None:
+                    raise ContextLengthExceeded(too_long)
                 raise NoEligibleBackend(_no_eligible_message(decision))
         return RoutedRequest(
             tenant=tenant,
@@ -391,6 +415,13 @@ class RouterService:
                     reply = await adapter.stream(backend.upstream, body, request.client_wants_usage)
                 else:
                     reply = await adapter.complete(backend.upstream, body)
+            except orjson.JSONEncodeError as error:
+                # orjson reads 1,024 levels of nesting but writes only 254: such a body was
+                # accepted and cannot be forwarded, which is the client's doing, not a crash.
+                slot.release()
+                if attempt is not None:
+                    attempt.failed("invalid_request", str(error))
+                raise InvalidRequest(f"the request body cannot be forwarded: {error}") from None
             except UpstreamUnavailable as error:
                 slot.release()
                 if attempt is not None:
@@ -495,6 +526,30 @@ async def _acquire(slot: asyncio.Semaphore, timeout_s: float) -> bool:
     except TimeoutError:
         return False
     return True
+
+
+_NOT_THIS_REQUESTS_BACKEND = frozenset({PINNED_OTHER_BACKEND, TENANT_NOT_ALLOWED})
+
+
+def _context_length_exceeded_message(
+    features: RequestFeatures, catalog: Catalog, decision: Decision
+) -> str | None:
+    """Why the request is too long for every backend it may use (pinned, allowed), or None."""
+    windows = []
+    for candidate in decision.candidates:
+        if CAPABILITY_CONTEXT_TOO_SMALL in candidate.reasons:
+            backend = catalog.backends.get(candidate.backend)
+            windows.append(backend.snapshot.context_window if backend is not None else 0)
+        elif _NOT_THIS_REQUESTS_BACKEND.isdisjoint(candidate.reasons):
+            return None
+    if not windows:
+        return None
+    needed = features.input_tokens + features.max_output_tokens
+    return (
+        f"the request needs {needed} tokens (about {features.input_tokens} of input and "
+        f"{features.max_output_tokens} of max_tokens), more than the largest context window "
+        f"of the backends it may use ({max(windows)})"
+    )
 
 
 def _no_eligible_message(decision: Decision) -> str:

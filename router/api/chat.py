@@ -26,11 +26,14 @@ from starlette.types import Message, Receive, Scope, Send
 log = logging.getLogger(__name__)
 
 CHAT_COMPLETIONS_PATH = "/v1/chat/completions"
-MAX_BODY_BYTES = 64 * 1024 * 1024  # room for several base64 images
+# A 12 MB image fits base64-encoded; every request in flight may hold this much twice (the
+# bytes and their parsed JSON), so the default stays well below what one pod's memory allows.
+DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024
 
 _JSON = (b"content-type", b"application/json")
 _EVENT_STREAM = (b"content-type", b"text/event-stream")
 _NO_CACHE = (b"cache-control", b"no-cache")
+_CLOSE = (b"connection", b"close")
 
 
 class PayloadTooLarge(RouterError):
@@ -47,13 +50,10 @@ def error_body(error: RouterError) -> bytes:
 
 async def send_error(send: Send, error: RouterError) -> None:
     body = error_body(error)
-    await send(
-        {
-            "type": "http.response.start",
-            "status": error.status,
-            "headers": [_JSON, (b"content-length", str(len(body)).encode())],
-        }
-    )
+    headers = [_JSON, (b"content-length", str(len(body)).encode())]
+    if isinstance(error, PayloadTooLarge):
+        headers.append(_CLOSE)  # the rest of the body goes unread: stop the client sending it
+    await send({"type": "http.response.start", "status": error.status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
 
@@ -70,42 +70,57 @@ def routing_headers(routed: RoutedRequest, served: ServedReply) -> list[tuple[by
     ]
 
 
-async def read_body(receive: Receive) -> bytes:
-    message = await receive()
-    body: bytes = message.get("body", b"")
-    if not message.get("more_body", False):
-        return body
-    parts = [body]
-    size = len(body)
-    while message.get("more_body", False):
+def content_length(value: bytes | str | None) -> int | None:
+    """A Content-Length header's value, or None when there is none (chunked) or it is no number."""
+    return int(value) if value is not None and value.isdigit() else None
+
+
+async def read_body(receive: Receive, limit: int, declared: int | None = None) -> bytes:
+    """The request body, refused with 413 as soon as it is known to exceed `limit` bytes.
+
+    A declared length over the limit is refused before any of the body is read; a chunked body
+    is counted as it arrives, so no more than `limit` bytes and one chunk are ever held.
+    """
+    if declared is not None and declared > limit:
+        raise PayloadTooLarge(f"the request body ({declared} bytes) exceeds {limit} bytes")
+    parts: list[bytes] = []
+    size = 0
+    while True:
         message = await receive()
-        chunk = message.get("body", b"")
+        chunk: bytes = message.get("body", b"")
         size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            raise PayloadTooLarge(f"the request body exceeds {MAX_BODY_BYTES} bytes")
+        if size > limit:
+            raise PayloadTooLarge(f"the request body exceeds {limit} bytes")
         parts.append(chunk)
-    return b"".join(parts)
+        if not message.get("more_body", False):
+            return parts[0] if len(parts) == 1 else b"".join(parts)
 
 
 class ChatCompletionsEndpoint:
     """ASGI endpoint for POST /v1/chat/completions."""
 
-    def __init__(self, service: RouterService) -> None:
+    def __init__(
+        self, service: RouterService, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    ) -> None:
         self.service = service
+        self.max_body_bytes = max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         service = self.service
         authorization: str | None = None
         declared: str | None = None
+        length: int | None = None
         for name, value in scope["headers"]:
             if name == b"authorization":
                 authorization = value.decode("latin-1")
             elif name == b"x-modelplane-data-class":
                 declared = value.decode("latin-1")
+            elif name == b"content-length":
+                length = content_length(value)
         telemetry = service.telemetry
         trace = None
         try:
-            raw = await read_body(receive)
+            raw = await read_body(receive, self.max_body_bytes, length)
             tenant, catalog = service.authenticate(authorization)
             request = parse_chat_request(raw)
             if telemetry is not None:
@@ -121,6 +136,14 @@ class ChatCompletionsEndpoint:
             if trace is not None:
                 trace.fail(error.code, error.status, error.message)
             await send_error(send, error)
+            return
+        except Exception:
+            # A bug, not bad input; still answer in the format clients parse, rather than with
+            # the server's bare text 500.
+            log.exception("chat completion failed before its answer started")
+            if trace is not None:
+                trace.fail("internal_error", 500, "internal error")
+            await send_error(send, RouterError("internal error; see the router's log"))
             return
         try:
             if isinstance(served.reply, CompletedReply):
@@ -194,8 +217,10 @@ def _stream_error_events(backend: str, detail: str) -> bytes:
 
 __all__ = [
     "CHAT_COMPLETIONS_PATH",
+    "DEFAULT_MAX_BODY_BYTES",
     "ChatCompletionsEndpoint",
     "PayloadTooLarge",
+    "content_length",
     "error_body",
     "read_body",
     "send_error",

@@ -23,8 +23,49 @@ from modelplane.router.adapters.upstream import (
 )
 from modelplane.router.catalog import Upstream
 
-# Fields of the OpenAI request that are not passed to litellm.acompletion as keyword arguments.
-_HANDLED_SEPARATELY = frozenset({"model", "messages", "stream", "stream_options"})
+# The OpenAI chat-completion parameters passed on to `litellm.acompletion` (the request body
+# fields of OpenAI's `CompletionCreateParams`, less `model`, `messages`, `stream` and
+# `stream_options`, which the adapter sets itself). Everything else in a body is dropped:
+# `acompletion` also takes connection settings as keyword arguments (`api_base`, `base_url`,
+# `api_key`, `custom_llm_provider`, `extra_headers`, `aws_*`, `vertex_*`, ...), and a client
+# must not be able to redirect the call, swap its credentials or add headers. Dropping rather
+# than rejecting keeps a request's answer independent of which adapter the policy picked: the
+# pass-through adapter forwards the same body (URL and headers fixed) to engines that accept
+# vendor extras. (`metadata` is left out too: LiteLLM reads it itself, for its callbacks.)
+FORWARDED_PARAMETERS = frozenset(
+    {
+        "audio",
+        "frequency_penalty",
+        "function_call",
+        "functions",
+        "logit_bias",
+        "logprobs",
+        "max_completion_tokens",
+        "max_tokens",
+        "modalities",
+        "n",
+        "parallel_tool_calls",
+        "prediction",
+        "presence_penalty",
+        "prompt_cache_key",
+        "prompt_cache_retention",
+        "reasoning_effort",
+        "response_format",
+        "safety_identifier",
+        "seed",
+        "service_tier",
+        "stop",
+        "store",
+        "temperature",
+        "tool_choice",
+        "tools",
+        "top_logprobs",
+        "top_p",
+        "user",
+        "verbosity",
+        "web_search_options",
+    }
+)
 
 
 def _litellm() -> Any:
@@ -32,6 +73,9 @@ def _litellm() -> Any:
     import litellm
 
     litellm.suppress_debug_info = True  # it otherwise prints provider hints to stdout
+    # Providers that need images inline (Anthropic, Gemini, ...) make LiteLLM download a
+    # client's image URL; its guard refuses private, loopback and link-local addresses.
+    litellm.user_url_validation = True
     return litellm
 
 
@@ -80,7 +124,7 @@ class LiteLLMAdapter:
             )
 
     def _arguments(self, upstream: Upstream, body: dict[str, Any]) -> dict[str, Any]:
-        arguments = {key: value for key, value in body.items() if key not in _HANDLED_SEPARATELY}
+        arguments = {key: value for key, value in body.items() if key in FORWARDED_PARAMETERS}
         arguments["model"] = upstream.litellm_model
         arguments["messages"] = body["messages"]
         arguments["timeout"] = upstream.timeout_s

@@ -1,0 +1,138 @@
+"""Limits that protect the router process itself, whoever the caller is.
+
+Tenants' requests and tokens per minute are policy (`RouterState`); these bound what one
+process takes on before it knows who is asking:
+
+- `InFlightLimit`: at most `max_in_flight` API requests at once. The next one is answered
+  `503 server_overloaded` with `Retry-After` at once, before its body is read or its key is
+  hashed, so an overload sheds work instead of queueing it into timeouts and memory.
+  Health, readiness and metrics are not counted and never refused: probes must see an
+  overloaded router as alive.
+- `header_bounded_protocol`: uvicorn's httptools protocol buffers a request's line and headers
+  without limit (a 64 MB header is accepted); this one answers `431` and closes the connection
+  once they exceed `max_header_bytes`.
+"""
+
+from __future__ import annotations
+
+import orjson
+from modelplane.router.api.chat import send_error
+from modelplane.router.errors import RouterError
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+DEFAULT_MAX_IN_FLIGHT = 1024
+DEFAULT_MAX_HEADER_BYTES = 64 * 1024
+RETRY_AFTER_S = 1
+
+UNLIMITED_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+
+
+class ServerOverloaded(
+    RouterError, status=503, type="service_unavailable", code="server_overloaded"
+):
+    """The process already serves its maximum of requests in flight; retry shortly."""
+
+
+class InFlightLimit:
+    """ASGI wrapper admitting at most `max_in_flight` requests outside `UNLIMITED_PATHS`."""
+
+    def __init__(self, app: ASGIApp, max_in_flight: int = DEFAULT_MAX_IN_FLIGHT) -> None:
+        if max_in_flight < 1:
+            raise ValueError("max_in_flight must be at least 1")
+        self.app = app
+        self.max_in_flight = max_in_flight
+        self.in_flight = 0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in UNLIMITED_PATHS:
+            await self.app(scope, receive, send)
+            return
+        if self.in_flight >= self.max_in_flight:
+            await send_error(
+                _with_retry_after(send),
+                ServerOverloaded(
+                    f"the router is serving its maximum of {self.max_in_flight} requests; "
+                    f"retry in {RETRY_AFTER_S} s"
+                ),
+            )
+            return
+        self.in_flight += 1
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.in_flight -= 1
+
+
+def _with_retry_after(send: Send) -> Send:
+    async def sending(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            headers = [*message.get("headers", ()), (b"retry-after", str(RETRY_AFTER_S).encode())]
+            message = {**message, "headers": headers}
+        await send(message)
+
+    return sending
+
+
+def _header_error(max_header_bytes: int) -> bytes:
+    body = orjson.dumps(
+        {
+            "error": {
+                "message": f"the request line and headers exceed {max_header_bytes} bytes",
+                "type": "invalid_request_error",
+                "code": "headers_too_large",
+            }
+        }
+    )
+    return (
+        b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
+        b"content-type: application/json\r\n"
+        b"connection: close\r\n"
+        b"content-length: " + str(len(body)).encode() + b"\r\n\r\n" + body
+    )
+
+
+def header_bounded_protocol(
+    max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES,
+) -> type[HttpToolsProtocol]:
+    """uvicorn's httptools protocol, refusing requests whose line and headers exceed the bound.
+
+    Bytes are counted per network read while a request's headers are incomplete, so at most
+    `max_header_bytes` plus one read are ever buffered for them.
+    """
+    if max_header_bytes < 1:
+        raise ValueError("max_header_bytes must be at least 1")
+    refusal = _header_error(max_header_bytes)
+
+    class HeaderBoundedHttpToolsProtocol(HttpToolsProtocol):
+        _header_bytes = 0
+        _reading_headers = True
+
+        def on_message_begin(self) -> None:
+            super().on_message_begin()
+            self._reading_headers, self._header_bytes = True, 0
+
+        def on_headers_complete(self) -> None:
+            self._reading_headers = False
+            super().on_headers_complete()
+
+        def data_received(self, data: bytes) -> None:
+            super().data_received(data)
+            if not self._reading_headers or self.transport.is_closing():
+                return
+            self._header_bytes += len(data)
+            if self._header_bytes > max_header_bytes:
+                self._reading_headers = False
+                self.transport.write(refusal)
+                self.transport.close()
+
+    return HeaderBoundedHttpToolsProtocol
+
+
+__all__ = [
+    "DEFAULT_MAX_HEADER_BYTES",
+    "DEFAULT_MAX_IN_FLIGHT",
+    "InFlightLimit",
+    "ServerOverloaded",
+    "header_bounded_protocol",
+]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Annotated, Any, ClassVar, Literal, Self
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
@@ -12,14 +13,31 @@ API_GROUP = "modelplane.dev"
 API_VERSION = "v1alpha1"
 GROUP_VERSION = f"{API_GROUP}/{API_VERSION}"
 
-# Kubernetes' resource.Quantity grammar (apimachinery/pkg/api/resource), as the CRDs use it.
+# Kubernetes' resource.Quantity grammar (apimachinery/pkg/api/resource) without the minus sign,
+# as the CRDs use it: no request, limit or claim size can be negative.
 QUANTITY_PATTERN = (
-    r"^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))"
+    r"^\+?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))"
     r"(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$"
 )
 DNS_LABEL_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 # A Service name: a DNS-1035 label of at most 63 characters.
 DNS_1035_LABEL_PATTERN = r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$"
+SECRET_NAME_PATTERN = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"
+SECRET_KEY_PATTERN = r"^[-._a-zA-Z0-9]+$"
+# http(s), a host, no user or password (a key belongs in a Secret), then any path.
+API_BASE_PATTERN = r"^https?://[^\s/?#@]+([/?#][^\s]*)?$"
+
+# What a value of each pattern looks like: a condition says this instead of the bare regex.
+PATTERN_MEANINGS: Mapping[str, str] = MappingProxyType(
+    {
+        QUANTITY_PATTERN: "a non-negative Kubernetes quantity, e.g. 16Gi, 500m or 8",
+        DNS_LABEL_PATTERN: "a DNS label: lowercase letters, digits and '-', starting and ending"
+        " with a letter or digit",
+        SECRET_NAME_PATTERN: "a Secret name: lowercase letters, digits, '-' and '.'",
+        SECRET_KEY_PATTERN: "a Secret key: letters, digits, '-', '_' and '.'",
+        API_BASE_PATTERN: "an http:// or https:// URL with a host and no user or password",
+    }
+)
 
 Capability = Literal["chat", "tools", "json", "images"]
 ConditionStatus = Literal["True", "False", "Unknown"]
@@ -76,8 +94,8 @@ class ObjectMeta(TolerantApiModel):
 class SecretKeyRef(ApiModel):
     """One key of one Secret in the resource's own namespace."""
 
-    name: str = Field(min_length=1, max_length=253, pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
-    key: str = Field(min_length=1, max_length=253, pattern=r"^[-._a-zA-Z0-9]+$")
+    name: str = Field(min_length=1, max_length=253, pattern=SECRET_NAME_PATTERN)
+    key: str = Field(min_length=1, max_length=253, pattern=SECRET_KEY_PATTERN)
 
 
 class Condition(TolerantApiModel):
@@ -109,6 +127,9 @@ class InvalidSpecError(ValueError):
         for detail in error.errors(include_url=False, include_input=False):
             location = ".".join(str(part) for part in detail["loc"]) or kind
             message = detail["msg"].removeprefix("Value error, ")
+            if detail["type"] == "string_pattern_mismatch":
+                meaning = PATTERN_MEANINGS.get(str((detail.get("ctx") or {}).get("pattern")))
+                message = f"must be {meaning}" if meaning else message
             problems.append(f"{location}: {message}")
         return cls("InvalidSpec", f"{kind} is invalid: " + "; ".join(problems))
 
@@ -130,9 +151,13 @@ class CustomResource(TolerantApiModel):
 
     @classmethod
     def from_body(cls, body: Mapping[str, Any]) -> Self:
-        """Parse a resource body (a dict or a kopf Body); raise InvalidSpecError if unusable."""
+        """Parse a resource body (a dict or a kopf Body); raise InvalidSpecError if unusable.
+
+        Strict, as the API server's schema is: `gpus: true` or `contextWindow: "8192"` is an
+        error here too, not silently read as 1 or 8192.
+        """
         try:
-            return cls.model_validate(plain_data(body))
+            return cls.model_validate(plain_data(body), strict=True)
         except ValidationError as error:
             raise InvalidSpecError.from_validation_error(cls.resource_kind, error) from None
 

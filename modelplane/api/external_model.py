@@ -6,11 +6,13 @@ the reference to the Secret that holds it.
 
 from __future__ import annotations
 
-from typing import Literal, Self
+from typing import Annotated, Literal, Self
+from urllib.parse import urlsplit
 
-from pydantic import Field, model_validator
+from pydantic import AfterValidator, Field, model_validator
 
 from modelplane.api.base import (
+    API_BASE_PATTERN,
     ApiModel,
     Capability,
     ConditionsStatus,
@@ -18,17 +20,44 @@ from modelplane.api.base import (
     SecretKeyRef,
     chat_only,
 )
+from modelplane.api.providers import LITELLM_PROVIDERS
 
 KIND = "ExternalModel"
 PLURAL = "externalmodels"
 
 
+def _check_provider(provider: str) -> str:
+    if provider not in LITELLM_PROVIDERS:
+        raise ValueError(
+            f"unknown provider {provider!r}: LiteLLM has no such provider "
+            "(e.g. openai, azure, anthropic, gemini, vertex_ai, bedrock)"
+        )
+    return provider
+
+
+def _check_api_base(url: str) -> str:
+    parts = urlsplit(url)
+    try:
+        parts.port  # noqa: B018 (reading it validates it)
+    except ValueError:
+        raise ValueError(f"apiBase {url!r} has an invalid port") from None
+    if not parts.hostname:
+        raise ValueError(f"apiBase {url!r} has no host")
+    return url
+
+
+Provider = Annotated[
+    str, Field(max_length=63, pattern=r"^[a-z0-9][a-z0-9_-]*$"), AfterValidator(_check_provider)
+]
+ApiBase = Annotated[str, Field(pattern=API_BASE_PATTERN), AfterValidator(_check_api_base)]
+
+
 class ExternalModelSpec(ApiModel):
     """How to reach a hosted model and what it can do."""
 
-    provider: str = Field(max_length=63, pattern=r"^[a-z0-9][a-z0-9_-]*$")
+    provider: Provider
     model: str = Field(min_length=1, max_length=253)
-    api_base: str | None = Field(default=None, pattern=r"^https?://[^\s]+$")
+    api_base: ApiBase | None = None
     api_key_secret_ref: SecretKeyRef
     context_window: int | None = Field(default=None, ge=1, le=10_000_000)
     capabilities: list[Capability] = Field(default_factory=chat_only, min_length=1, max_length=4)

@@ -10,7 +10,13 @@ from typing import Literal, Self
 
 from pydantic import Field, model_validator
 
-from modelplane.api.base import ApiModel, ConditionsStatus, CustomResource, SecretKeyRef
+from modelplane.api.base import (
+    DNS_LABEL_PATTERN,
+    ApiModel,
+    ConditionsStatus,
+    CustomResource,
+    SecretKeyRef,
+)
 
 KIND = "RoutingPolicy"
 PLURAL = "routingpolicies"
@@ -35,7 +41,7 @@ ALL_PII_TYPES: tuple[PiiTypeName, ...] = (
 class Tenant(ApiModel):
     """A caller of the router: its API key, defaults, budgets and limits."""
 
-    name: str = Field(max_length=63, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    name: str = Field(max_length=63, pattern=DNS_LABEL_PATTERN)
     api_key_secret_ref: SecretKeyRef
     default_data_class: DataClassName = "internal"
     daily_budget_usd: float | None = Field(default=None, ge=0, alias="dailyBudgetUSD")

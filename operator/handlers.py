@@ -7,7 +7,7 @@ What triggers a pass:
 - a modelplane resource is created, changed (spec, labels, annotations) or found at start-up
   (resume);
 - a timer every `resync_seconds` (<= 60 s) per resource: drift anywhere is repaired by then,
-  and an ExternalModel or RoutingPolicy notices a Secret created later;
+  and a resource that references a Secret created later notices it;
 - an event of a child (Deployment, Service, ConfigMap, PVC, HPA, PDB, ScaledObject carrying the
   `modelplane.dev/model-deployment` label), unless the event merely echoes the operator's own
   write: an edited or deleted child is restored at once, and a Deployment's readiness reaches the

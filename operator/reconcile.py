@@ -39,7 +39,7 @@ from modelplane.operator.settings import OperatorSettings
 from pydantic import BaseModel, ConfigDict, Field
 
 from modelplane.api import ExternalModel, InvalidSpecError, ModelDeployment, RoutingPolicy
-from modelplane.api.base import SecretKeyRef, plain_data
+from modelplane.api.base import plain_data
 
 log = logging.getLogger("modelplane.operator")
 
@@ -193,13 +193,32 @@ class Reconciler:
             selector=pod_selector_string(md),
             now=now,
         )
+        missing = await self._missing_secret(namespace, md)
+        if missing is not None:
+            reason, message = missing
+            log.warning("ModelDeployment %s/%s: %s", namespace, name, message)
+            status = status_rules.degraded_status(
+                previous, status, generation, reason, message, now=now
+            )
         if rejected:
             message = "; ".join(rejected)
             log.warning("ModelDeployment %s/%s: children rejected: %s", namespace, name, message)
-            status = status_rules.rejected_children_status(
-                previous, status, generation, message, now=now
+            status = status_rules.degraded_status(
+                previous, status, generation, status_rules.CHILD_REJECTED, message, now=now
             )
         return await self._write_status(body, previous, status)
+
+    async def _missing_secret(self, namespace: str, md: ModelDeployment) -> tuple[str, str] | None:
+        """(reason, message) for the first Secret or key the pods need that does not exist.
+
+        The children are applied all the same: the pods start once it is created, and the
+        resync timer clears the condition.
+        """
+        for secret_name, key, holds in md.spec.engine.required_secrets():
+            found, reason, message = await self._check_secret(namespace, secret_name, key, holds)
+            if not found:
+                return reason, f"{message} The model's pods cannot start without it."
+        return None
 
     async def _apply(self, child: JsonDict, namespace: str) -> JsonDict | KubeApiError:
         """Apply one child; the API's refusal of it (422) is returned, not raised.
@@ -285,7 +304,8 @@ class Reconciler:
         except InvalidSpecError as error:
             verdict = (False, status_rules.INVALID_SPEC, error.message)
         else:
-            verdict = await self._check_secret(namespace, model.spec.api_key_secret_ref, "API key")
+            ref = model.spec.api_key_secret_ref
+            verdict = await self._check_secret(namespace, ref.name, ref.key, "API key")
         status = status_rules.readiness_status(
             previous, meta.get("generation"), *verdict, now=status_rules.now_rfc3339()
         )
@@ -308,8 +328,9 @@ class Reconciler:
                 f"The policy is valid and serves {len(policy.spec.tenants)} tenant(s).",
             )
             for tenant in policy.spec.tenants:
+                ref = tenant.api_key_secret_ref
                 found = await self._check_secret(
-                    namespace, tenant.api_key_secret_ref, f"tenant {tenant.name}'s API key"
+                    namespace, ref.name, ref.key, f"tenant {tenant.name}'s API key"
                 )
                 if not found[0]:
                     verdict = found
@@ -320,25 +341,25 @@ class Reconciler:
         return await self._write_status(plain, previous, status)
 
     async def _check_secret(
-        self, namespace: str, ref: SecretKeyRef, purpose: str
+        self, namespace: str, name: str, key: str | None, purpose: str
     ) -> tuple[bool, str, str]:
-        secret = await self.api.get(KNOWN_KINDS["Secret"], namespace, ref.name)
+        """Whether Secret `name` exists with `key` (any key when None), with a reason."""
+        secret = await self.api.get(KNOWN_KINDS["Secret"], namespace, name)
         if secret is None:
             return (
                 False,
                 status_rules.SECRET_NOT_FOUND,
-                f"Secret {ref.name} (holding the {purpose}) does not exist in namespace "
-                f"{namespace}.",
+                f"Secret {name} (holding the {purpose}) does not exist in namespace {namespace}.",
             )
         # Only the key names are looked at; the values stay inside this dict and go nowhere.
         keys = set(secret.get("data") or {}) | set(secret.get("stringData") or {})
-        if ref.key not in keys:
+        if key is not None and key not in keys:
             return (
                 False,
                 status_rules.KEY_NOT_FOUND,
-                f"Secret {ref.name} has no key {ref.key} (expected to hold the {purpose}).",
+                f"Secret {name} has no key {key} (expected to hold the {purpose}).",
             )
-        return (True, status_rules.SECRET_RESOLVED, f"The {purpose} is in Secret {ref.name}.")
+        return (True, status_rules.SECRET_RESOLVED, f"The {purpose} is in Secret {name}.")
 
     async def _write_status(
         self, body: Mapping[str, Any], previous: Mapping[str, Any], status: JsonDict

@@ -233,20 +233,25 @@ def model_deployment_status(
     }
 
 
-def rejected_children_status(
+def degraded_status(
     previous: Mapping[str, Any] | None,
     status: JsonDict,
     generation: int | None,
+    reason: str,
     message: str,
     *,
     now: str,
 ) -> JsonDict:
-    """`status` with the API's refusal of some children reported: Degraded, with the reasons."""
+    """`status` with a problem the rollout cannot get past by itself reported: Degraded.
+
+    E.g. the API refused some children (ChildRejected), or a Secret the pods need is missing
+    (SecretNotFound, KeyNotFound). Ready and Progressing keep what the Deployment shows.
+    """
     degraded = condition(
         _conditions(previous),
         DEGRADED,
         True,
-        CHILD_REJECTED,
+        reason,
         message,
         generation=generation,
         now=now,

@@ -163,6 +163,21 @@ class Engine(ApiModel):
     env: list[EnvVar] = Field(default_factory=list)
     env_from: list[EnvFromSource] = Field(default_factory=list)
 
+    def required_secrets(self) -> list[tuple[str, str | None, str]]:
+        """The Secrets the engine cannot start without, as (name, key or None, what it holds).
+
+        A whole Secret (envFrom) has no key; references marked optional are left out.
+        """
+        required: list[tuple[str, str | None, str]] = []
+        for variable in self.env:
+            ref = variable.value_from.secret_key_ref if variable.value_from else None
+            if ref is not None and not ref.optional:
+                required.append((ref.name, ref.key, f"value of engine.env {variable.name}"))
+        for source in self.env_from:
+            if source.secret_ref is not None and not source.secret_ref.optional:
+                required.append((source.secret_ref.name, None, "variables of engine.envFrom"))
+        return required
+
 
 class Parallelism(ApiModel):
     """How the model is split across GPUs."""

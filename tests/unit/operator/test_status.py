@@ -134,7 +134,9 @@ def test_status_differs_only_when_a_written_field_changes() -> None:
 def test_rejected_children_degrade_and_keep_the_other_conditions() -> None:
     base = _status(_deployment(1, 1))
 
-    status = rules.rejected_children_status(None, base, 3, "PVC c: immutable", now="T9")
+    status = rules.degraded_status(
+        None, base, 3, rules.CHILD_REJECTED, "PVC c: immutable", now="T9"
+    )
 
     assert status["phase"] == "Degraded"
     degraded = _condition(status, "Degraded")

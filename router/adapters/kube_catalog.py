@@ -19,7 +19,7 @@ cluster share one code path after loading:
   without the Secret or key it is left out (nothing could call it).
 - every RoutingPolicy contributes tenants (keys from their Secrets; a tenant whose key is missing
   is left out, `overBudget` says whether a spent budget rejects or keeps it in the cluster);
-  privacy, latency and cost settings come from the first policy by name.
+  privacy, latency and cost settings come from the first valid policy by name.
 
 Resources that cannot be used are reported in `problems` and skipped; the rest still routes.
 Secret values are never logged or reported.
@@ -222,13 +222,13 @@ def catalog_from_resources(
             problems.append(f"ExternalModel {key}: {error}")
 
     tenants: list[TenantConfig] = []
-    policy = PolicyConfig()
-    for index, (key, body) in enumerate(sorted(resources.routing_policies.items())):
+    policy: PolicyConfig | None = None
+    for key, body in sorted(resources.routing_policies.items()):
         routing = parse(RoutingPolicy, key, body)
         if routing is None:
-            continue
+            continue  # an invalid policy sorting first must not void the next one's settings
         policy_spec = routing.spec
-        if index == 0:
+        if policy is None:
             policy = PolicyConfig(
                 confidential_pii_types=frozenset(map(PiiType, policy_spec.privacy.pii_types)),
                 latency_target_ms=policy_spec.latency.target_ttft_ms,
@@ -237,7 +237,7 @@ def catalog_from_resources(
         elif {"privacy", "latency", "cost"} & policy_spec.model_fields_set:
             problems.append(
                 f"RoutingPolicy {key}: only its tenants are used; privacy, latency and cost "
-                "settings come from the first RoutingPolicy by name"
+                "settings come from the first valid RoutingPolicy by name"
             )
         for tenant in policy_spec.tenants:
             tenant_key = secret(routing.metadata.namespace, tenant.api_key_secret_ref)
@@ -263,7 +263,9 @@ def catalog_from_resources(
 
     # Built without RouterConfig's whole-file checks: a cluster may have no backend or tenant yet,
     # and a tenant may name a backend that does not exist yet.
-    config = RouterConfig.model_construct(backends=backends, tenants=tenants, policy=policy)
+    config = RouterConfig.model_construct(
+        backends=backends, tenants=tenants, policy=policy or PolicyConfig()
+    )
     catalog = catalog_from_config(config, price_map)
     catalog = Catalog(
         backends={

@@ -1,7 +1,7 @@
 """Fixtures for the CRD and API model tests: the CRDs, the examples, and a CEL rule evaluator.
 
-The CEL evaluator applies the schema's defaults first and then every `x-kubernetes-validations`
-rule at the node it is declared on, which is what the API server does on create and update.
+The CEL evaluator (modelplane.testing.crd_admission) applies the schema's defaults first and then
+every `x-kubernetes-validations` rule at the node it is declared on, as the API server does.
 """
 
 from __future__ import annotations
@@ -11,11 +11,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import celpy
 import pytest
 import yaml
 
 from modelplane.api.schema import load_crds, version_schema
+from modelplane.testing.crd_admission import apply_defaults, cel_rule_failures
 
 REPO = Path(__file__).resolve().parents[3]
 CRD_DIR = REPO / "crds"
@@ -47,44 +47,6 @@ def crds() -> dict[str, dict[str, Any]]:
     return load_crds(CRD_DIR)
 
 
-def _apply_defaults(value: Any, schema: dict[str, Any]) -> Any:
-    if isinstance(value, dict):
-        properties = schema.get("properties", {})
-        for name, child in properties.items():
-            if name not in value and "default" in child:
-                value[name] = copy.deepcopy(child["default"])
-        for name, item in value.items():
-            if name in properties:
-                _apply_defaults(item, properties[name])
-            elif isinstance(schema.get("additionalProperties"), dict):
-                _apply_defaults(item, schema["additionalProperties"])
-    elif isinstance(value, list) and "items" in schema:
-        for item in value:
-            _apply_defaults(item, schema["items"])
-    return value
-
-
-def _rule_failures(value: Any, schema: dict[str, Any], path: str) -> list[str]:
-    environment = celpy.Environment()
-    failures = []
-    for rule in schema.get("x-kubernetes-validations", []):
-        program = environment.program(environment.compile(rule["rule"]))
-        outcome = program.evaluate({"self": celpy.json_to_cel(value)})
-        if outcome is not True and outcome != celpy.celtypes.BoolType(True):
-            failures.append(f"{path or '<root>'}: {rule.get('message', rule['rule'])}")
-    if isinstance(value, dict):
-        for name, item in value.items():
-            child = schema.get("properties", {}).get(name)
-            if child is None and isinstance(schema.get("additionalProperties"), dict):
-                child = schema["additionalProperties"]
-            if child is not None:
-                failures += _rule_failures(item, child, f"{path}.{name}".lstrip("."))
-    elif isinstance(value, list) and "items" in schema:
-        for index, item in enumerate(value):
-            failures += _rule_failures(item, schema["items"], f"{path}[{index}]")
-    return failures
-
-
 CelCheck = Callable[[dict[str, Any]], list[str]]
 
 
@@ -94,8 +56,7 @@ def cel_failures(crds: dict[str, dict[str, Any]]) -> CelCheck:
 
     def check(resource: dict[str, Any]) -> list[str]:
         schema = version_schema(crds[resource["kind"]], resource["apiVersion"].split("/")[1])
-        defaulted = _apply_defaults(copy.deepcopy(resource), schema)
-        return _rule_failures(defaulted, schema, "")
+        return cel_rule_failures(apply_defaults(copy.deepcopy(resource), schema), schema)
 
     return check
 

@@ -140,14 +140,20 @@ def parse_chat_request(raw: bytes) -> ChatRequest:
     return ChatRequest(body=body, model=model, stream=stream, client_wants_usage=client_wants_usage)
 
 
+_DATA_CLASS_ORDER = tuple(DataClass)
+
+
 def parse_data_class(value: str | None) -> DataClass | None:
+    """The declared class. A header sent more than once arrives comma-joined, as HTTP defines a
+    repeated field; it counts as its most restrictive value, so no copy can lower another."""
     if value is None:
         return None
     try:
-        return DataClass(value.strip().lower())
+        declared = [DataClass(item.strip().lower()) for item in value.split(",")]
     except ValueError:
         choices = ", ".join(member.value for member in DataClass)
         raise InvalidRequest(f"x-modelplane-data-class must be one of {choices}") from None
+    return max(declared, key=_DATA_CLASS_ORDER.index)
 
 
 def bearer_token(authorization: str | None) -> str | None:

@@ -248,7 +248,8 @@ def create_app(
         tenant, catalog = service.authenticate(request.headers.get("authorization"))
         length = content_length(request.headers.get("content-length"))
         chat = parse_chat_request(await read_body(request.receive, max_body_bytes, length))
-        declared = parse_data_class(request.headers.get("x-modelplane-data-class"))
+        copies = request.headers.getlist("x-modelplane-data-class")
+        declared = parse_data_class(",".join(copies) if copies else None)
         routed = await service.decide(tenant, catalog, chat, declared, enforce=False)
         return explain(routed)
 

@@ -114,7 +114,9 @@ class ChatCompletionsEndpoint:
             if name == b"authorization":
                 authorization = value.decode("latin-1")
             elif name == b"x-modelplane-data-class":
-                declared = value.decode("latin-1")
+                # Every copy counts (the most restrictive wins), not just the last one.
+                text = value.decode("latin-1")
+                declared = text if declared is None else f"{declared},{text}"
             elif name == b"content-length":
                 length = content_length(value)
         telemetry = service.telemetry

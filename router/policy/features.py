@@ -22,6 +22,7 @@ import json
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+import orjson
 from modelplane.router.policy.pii import detect_pii
 from modelplane.router.policy.types import DataClass, PiiType, PolicySettings, RequestFeatures
 
@@ -64,8 +65,10 @@ def extract_features(
     )
 
     pii_found: frozenset[PiiType] = frozenset()
-    if settings.pii_detection and texts:
-        pii_found = detect_pii("\n\n".join(texts))
+    if settings.pii_detection:
+        scanned = [*_with_decoded_json(texts), *_other_texts(body)]
+        if scanned:
+            pii_found = detect_pii("\n\n".join(scanned))
 
     return RequestFeatures(
         data_class=declared,
@@ -96,6 +99,13 @@ def _collect_message(message: Mapping[str, Any], texts: list[str]) -> int:
                     texts.append(text)
             elif kind == "image_url":
                 image_tokens += _image_tokens(part.get("image_url"))
+            elif kind == "refusal":
+                refusal = part.get("refusal")
+                if isinstance(refusal, str):
+                    texts.append(refusal)
+    refusal = message.get("refusal")
+    if isinstance(refusal, str):
+        texts.append(refusal)
     for arguments in _tool_call_arguments(message):
         texts.append(arguments)
     return image_tokens
@@ -116,6 +126,65 @@ def _function_arguments(function: Any) -> Iterator[str]:
         arguments = function.get("arguments")
         if isinstance(arguments, str):
             yield arguments
+
+
+_JSON_FIRST_CHARS = frozenset("{[ \t\r\n")
+
+
+def _with_decoded_json(texts: list[str]) -> list[str]:
+    """The texts, plus what those that are JSON documents say once decoded.
+
+    Tool-call arguments and tool results are mostly JSON, where a private key's line breaks are
+    `\\n` escapes and a value sits glued to its key (`"ssn":"536221234"`): the detectors, which
+    read text as a person writes it, miss both in the raw JSON. Decoded, each value is a
+    `key: value` line of its own.
+    """
+    decoded = [document for text in texts if (document := _decoded_json(text)) is not None]
+    return [*texts, *decoded] if decoded else texts
+
+
+def _decoded_json(text: str) -> str | None:
+    """`_json_lines` of `text`, if it is a JSON document."""
+    if text[:1] not in _JSON_FIRST_CHARS:  # most prompts: one slice, no copy of the text
+        return None
+    stripped = text.strip()
+    if len(stripped) < 2 or stripped[0] not in "{[" or stripped[-1] not in "}]":
+        return None
+    try:
+        return _json_lines(orjson.loads(stripped))
+    except orjson.JSONDecodeError:
+        return None
+
+
+# Request fields besides the messages whose text the provider receives as well.
+_OTHER_TEXT_FIELDS = ("tools", "functions", "response_format", "prediction", "user", "metadata")
+
+
+def _other_texts(body: Mapping[str, Any]) -> Iterator[str]:
+    """The text of tool definitions, response schemas, predicted output, end-user id, metadata."""
+    for key in _OTHER_TEXT_FIELDS:
+        value = body.get(key)
+        if isinstance(value, str):
+            yield value
+        elif isinstance(value, dict | list) and value:
+            yield _json_lines(value)
+
+
+def _json_lines(document: Any) -> str:
+    """A decoded JSON value's keys and scalar values, one `key: value` line each."""
+    lines: list[str] = []
+    pending: list[tuple[str, Any]] = [("", document)]  # a stack, not recursion: any depth
+    while pending:
+        key, value = pending.pop()
+        if isinstance(value, dict):  # decoded JSON: dicts and lists, never other mappings
+            if key:
+                lines.append(key)
+            pending.extend((str(name), item) for name, item in value.items())
+        elif isinstance(value, list):
+            pending.extend((key, item) for item in value)
+        elif value is not None and not isinstance(value, bool):
+            lines.append(f"{key}: {value}" if key else str(value))
+    return "\n".join(lines)
 
 
 def _image_tokens(image_url: Any) -> int:

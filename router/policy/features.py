@@ -19,6 +19,7 @@ whether a request fits a context window and what it will roughly cost):
 from __future__ import annotations
 
 import json
+import unicodedata
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -68,7 +69,7 @@ def extract_features(
     if settings.pii_detection:
         scanned = [*_with_decoded_json(texts), *_other_texts(body)]
         if scanned:
-            pii_found = detect_pii("\n\n".join(scanned))
+            pii_found = detect_pii(_with_compatibility_form("\n\n".join(scanned)))
 
     return RequestFeatures(
         data_class=declared,
@@ -126,6 +127,14 @@ def _function_arguments(function: Any) -> Iterator[str]:
         arguments = function.get("arguments")
         if isinstance(arguments, str):
             yield arguments
+
+
+def _with_compatibility_form(text: str) -> str:
+    """`text`, followed by its NFKC form when that differs: digits, letters and symbols typed
+    full-width (as CJK input methods do) then read as the ASCII ones the detectors know."""
+    if text.isascii() or unicodedata.is_normalized("NFKC", text):
+        return text
+    return f"{text}\n\n{unicodedata.normalize('NFKC', text)}"
 
 
 _JSON_FIRST_CHARS = frozenset("{[ \t\r\n")

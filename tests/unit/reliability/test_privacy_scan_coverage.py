@@ -132,3 +132,24 @@ def test_prose_and_token_estimate_are_unchanged_by_the_json_scan() -> None:
 
     assert features.pii_found == frozenset()
     assert features.input_tokens == 100 + 4 + 3
+
+
+FULL_WIDTH = {code: code + 0xFEE0 for code in range(0x21, 0x7F)}
+
+
+@pytest.mark.parametrize(
+    ("value", "kind"),
+    [
+        ("+44 20 7946 0958", PiiType.PHONE),
+        ("4111 1111 1111 1111", PiiType.PAYMENT_CARD),
+        ("jane.doe@example.com", PiiType.EMAIL),
+        ("DE89 3704 0044 0532 0130 00", PiiType.IBAN),
+        ("536-22-1234", PiiType.US_SSN),
+        ("192.168.1.20", PiiType.IP_ADDRESS),
+    ],
+)
+def test_pii_typed_full_width_is_found(value: str, kind: PiiType) -> None:
+    typed = value.translate(FULL_WIDTH)  # as a CJK input method in full-width mode types it
+    assert typed != value
+
+    assert pii_in({"messages": [{"role": "user", "content": f"連絡先 {typed} です"}]}) == {kind}

@@ -49,6 +49,7 @@ from modelplane.router.state import AttemptObservation, CooldownPolicy, InProces
 
 from modelplane.testing.processes import free_port
 from modelplane.testing.router_config import router_config_text
+from modelplane.testing.telemetry import CapturedTelemetry
 from modelplane.testing.upstream import LoopbackUpstream
 
 MAX_EXAMPLES = 400
@@ -350,10 +351,22 @@ def pii_samples(draw: st.DrawFn) -> PiiSample:
     form = draw(st.sampled_from(sorted(PII_FORMS[kind])))
     seed = draw(st.integers(min_value=0, max_value=2**32))
     place = draw(st.sampled_from(PLACES))
-    return PiiSample(kind, form, PII_FORMS[kind][form](random.Random(seed)), place)
+    value = PII_FORMS[kind][form](random.Random(seed))
+    if kind is not PiiType.CREDENTIAL and draw(st.sampled_from([False, False, False, True])):
+        form, value = f"{form}, full-width", full_width(value)
+    return PiiSample(kind, form, value, place)
 
 
-DECLARED_VALUES = ("public", "internal", "confidential", "Confidential", " public ", "secret")
+def full_width(text: str) -> str:
+    """`text` as a CJK input method in full-width mode types it (U+FF01-U+FF5E for ASCII)."""
+    return text.translate({code: code + 0xFEE0 for code in range(0x21, 0x7F)})
+
+
+DECLARED_VALUES = (
+    *("public", "internal", "confidential") * 3,
+    *("Confidential", " public "),
+    "secret",  # no such class: 400
+)
 
 
 @dataclass(frozen=True)
@@ -390,7 +403,7 @@ request_cases = st.builds(
     RequestCase,
     tenant=st.sampled_from(sorted(TENANT_BY_NAME)),
     declared=st.lists(st.sampled_from(DECLARED_VALUES), max_size=2).map(tuple) | st.just(()),
-    model=st.sampled_from(["auto"] * 4 + sorted(BACKEND_BY_NAME) + ["gpt-5"]),
+    model=st.sampled_from(["auto"] * 10 + sorted(BACKEND_BY_NAME) + ["gpt-5"]),
     stream=st.booleans(),
     images=st.booleans(),
     tools=st.booleans(),
@@ -500,7 +513,7 @@ def build_body(case: RequestCase, sentinel: str) -> dict[str, Any]:
 # --------------------------------------------------------------------------- backend health
 
 FAULTS = (
-    *(["healthy"] * 5),
+    *(["healthy"] * 8),
     "slow",
     "http-500",
     "http-503",
@@ -699,6 +712,7 @@ class Harness:
         }
         self.running: dict[str, bool] = dict.fromkeys(self.upstreams, False)
         self.tally = Tally()
+        self.captured = CapturedTelemetry()
         self._sentinels = 0
         self._stack = AsyncExitStack()
 
@@ -712,6 +726,7 @@ class Harness:
             self.source,
             self.state,
             max_attempts=len(BACKENDS),  # every eligible backend may be tried
+            telemetry=self.captured.telemetry,  # as `router serve` runs: traces, metrics, audit
             catalog_changes=CatalogChanges(self.source),
         )
         self.service: RouterService = app.state.router
@@ -726,6 +741,7 @@ class Harness:
 
     async def close(self) -> None:
         await self._stack.aclose()
+        self.captured.shutdown()
         for upstream in self.upstreams.values():
             await upstream.stop()
 
@@ -881,7 +897,8 @@ def public_request_with(
 # `confidential` then `public`: the router read the last copy only. PII the scan did not cover:
 # inside JSON (tool-call arguments, tool results) a private key's line breaks are escapes and
 # "ssn" is glued to its quotes, so the raw text did not match; refusals, predicted output, tool
-# definitions, response schemas and the `user` field were not scanned at all.
+# definitions, response schemas and the `user` field were not scanned at all; full-width digits
+# and symbols (CJK input) matched no detector.
 FOUND_LEAKS = [
     public_request_with(declared=("confidential", "public")),
     public_request_with(
@@ -904,6 +921,9 @@ FOUND_LEAKS = [
     ),
     public_request_with(PiiSample(PiiType.PHONE, "e164-uk", "+44 20 7946 0958", "refusal")),
     public_request_with(PiiSample(PiiType.EMAIL, "dotted", "raj.li@example.org", "end-user-id")),
+    public_request_with(
+        PiiSample(PiiType.PHONE, "e164-uk, full-width", full_width("+44 20 7946 0958"), "user")
+    ),
 ]
 
 
@@ -989,9 +1009,10 @@ def test_no_confidential_or_pii_request_ever_reaches_an_external_upstream(
     one_example()
     print(tally.report())
     may_leave = sum(count for key, count in tally.requests.items() if key.startswith("may leave"))
-    # Not vacuous: most requests that may leave the cluster did reach an external upstream, and
-    # every kind of confined request met both outcomes, served in the cluster and refused.
-    assert tally.reached_external["may leave"] >= may_leave // 2
+    # Not vacuous: many requests that may leave the cluster did reach an external upstream (the
+    # others pinned an in-cluster or unknown backend, or met faults), and every kind of
+    # confined request met both outcomes, served in the cluster and refused.
+    assert tally.reached_external["may leave"] >= max(50, may_leave // 4)
     assert set(tally.reached_external) <= {"may leave"}
     for kind in ("pii", "confidential (header)", "confidential (tenant default)"):
         assert tally.requests[f"{kind} -> 200 in-cluster"] > 0, kind

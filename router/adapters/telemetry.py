@@ -71,7 +71,6 @@ from pydantic import BaseModel, ConfigDict, Field
 INSTRUMENTATION_NAME = "modelplane.router"
 
 # Reason codes of the policy engine this module reads (router/policy/engine.py).
-_PRIVACY_BLOCKS = ("privacy:external-blocked", "privacy:tenant-in-cluster-only")
 _SPILL_REASONS = {"latency:over-target": "latency", "health:no-ready-replica": "no-ready-replica"}
 
 # Buckets from the GenAI semantic conventions' advice for these histograms.
@@ -641,11 +640,7 @@ class RequestTrace:
         self._decision = decision
         self._backends = backends
         telemetry._store.observe(DECISION_DURATION, (), duration_s)
-        blocked = any(
-            reason in _PRIVACY_BLOCKS
-            for candidate in decision.candidates
-            for reason in candidate.reasons
-        )
+        blocked = decision.egress_blocked
         if blocked:
             telemetry._store.add(EGRESS_BLOCKED, (self._tenant, decision.data_class.value), 1.0)
         if self._sampled:

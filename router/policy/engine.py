@@ -31,7 +31,6 @@ prebuilt reason tuples, and one sort of the eligible backends per latency tier.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from itertools import chain
 from typing import Any
 
 from modelplane.router.policy.types import (
@@ -75,10 +74,8 @@ _MAX_PREBUILT_RANK = 128
 _PASSED_REASONS = (PRIVACY_OK, CAPABILITY_OK, HEALTH_OK)
 _PER_MILLION = 1e-6
 
-# An eligible backend as (sort key, estimated cost, position, backend); the key is the cost, or the
-# balanced score. The position is unique, so a plain sort orders by key, then cost, then
-# configured order, and never compares backends.
-_Eligible = tuple[float, float, int, BackendSnapshot]
+# Latency tiers, best first (the index into a tier-reasons table below).
+_MEETS_TARGET, _UNMEASURED, _OVER_TARGET = 0, 1, 2
 
 
 def _eligible_reasons(latency: str | None, index: int) -> tuple[str, ...]:
@@ -90,11 +87,13 @@ def _prebuilt_reasons(latency: str | None) -> tuple[tuple[str, ...], ...]:
     return tuple(_eligible_reasons(latency, index) for index in range(_MAX_PREBUILT_RANK))
 
 
-# The reasons of an eligible backend by its position in the order, for each latency outcome.
-_NO_TARGET_REASONS = _prebuilt_reasons(None)
-_MEETS_TARGET_REASONS = _prebuilt_reasons(LATENCY_MEETS_TARGET)
-_UNMEASURED_REASONS = _prebuilt_reasons(LATENCY_UNMEASURED)
-_OVER_TARGET_REASONS = _prebuilt_reasons(LATENCY_OVER_TARGET)
+# Per latency tier, best first: its latency reason code and the reasons of an eligible backend
+# by its position in the order. Without a latency target every backend is in one tier.
+_NO_TARGET_TIER_REASONS = ((None, _prebuilt_reasons(None)),)
+_TIER_REASONS = tuple(
+    (latency, _prebuilt_reasons(latency))
+    for latency in (LATENCY_MEETS_TARGET, LATENCY_UNMEASURED, LATENCY_OVER_TARGET)
+)
 
 
 def effective_data_class(features: RequestFeatures, settings: PolicySettings) -> DataClass:
@@ -110,136 +109,208 @@ def decide(
     tenant: TenantPolicy,
     settings: PolicySettings,
 ) -> Decision:
-    """Judge every backend and order the eligible ones: the choice first, then the fallbacks."""
+    """Judge every backend and order the eligible ones: the choice first, then the fallbacks.
+
+    Only the order is computed here; each verdict (reason codes, cost) is built when something
+    asks for it (see `Decision`), as most requests only ever read the first one or two.
+    """
     data_class = effective_data_class(features, settings)
-    confidential = data_class is DataClass.CONFIDENTIAL
-    in_cluster_only = confidential or tenant.in_cluster_only
+    judgement = _Judgement(features, backends, tenant, settings, data_class)
     pinned = features.pinned_backend
-    allowed = tenant.allowed_backends
-    needed_context = features.input_tokens + features.max_output_tokens
-    needed_capabilities = _needed_capabilities(features)
-    output_tokens = features.max_output_tokens or settings.assumed_output_tokens
-    input_tokens = features.input_tokens
-    target_ms = settings.latency_target_ms
-    in_cluster = Location.IN_CLUSTER
-    needs_images, needs_tools, needs_json = (
-        features.has_images,
-        features.uses_tools,
-        features.json_mode,
-    )
-    failure_reasons = _CONFIDENTIAL_FAILURE_REASONS if confidential else _FAILURE_REASONS
-
-    # Eligible backends per latency tier, best tier first.
-    meets: list[_Eligible] = []
-    unmeasured: list[_Eligible] = []
-    over: list[_Eligible] = []
-    ineligible: list[CandidateVerdict] = []
-    pinned_found = False
     policy_violation: str | None = None
+    if pinned is None:
+        judged = backends
+    else:
+        judged = [backend for backend in backends if backend.name == pinned]
+        for backend in judged:
+            failed = judgement.failed_checks(backend)
+            if failed & (_NOT_ALLOWED | _OUTSIDE_CLUSTER):
+                policy_violation = _policy_violation_message(
+                    backend.name, failed, features, data_class, tenant
+                )
+    eligible = judgement.passing(judged)
 
-    for position, backend in enumerate(backends):
-        name = backend.name
-        if pinned is not None:
-            if name != pinned:
-                verdict = _new_verdict(CandidateVerdict)
-                _set_backend(verdict, name)
-                _set_eligible(verdict, False)
-                _set_reasons(verdict, _PINNED_OTHER_REASONS)
-                _set_cost(verdict, 0.0)
-                ineligible.append(verdict)
-                continue
-            pinned_found = True
-        cost = (
-            input_tokens * backend.input_usd_per_mtok + output_tokens * backend.output_usd_per_mtok
-        ) * _PER_MILLION
-        # Stages 1-3 (and the tenant's allow-list) as one bit per failed check.
+    # The ranking stages order indices into `eligible` with stable sorts, the last sort being
+    # the most significant: cost, then (BALANCED) the score, then the latency tier. Ties keep
+    # the previous order, and in the end the configured one.
+    input_tokens = judgement.input_tokens
+    output_tokens = judgement.output_tokens
+    costs = [
+        (input_tokens * backend.input_usd_per_mtok + output_tokens * backend.output_usd_per_mtok)
+        * _PER_MILLION
+        for backend in eligible
+    ]
+    # 5. cost
+    order = sorted(range(len(eligible)), key=costs.__getitem__)
+    if settings.cost_preference is CostPreference.BALANCED:
+        order.sort(key=_balanced_scores(eligible, costs).__getitem__)
+    # 4. latency
+    target_ms = settings.latency_target_ms
+    tiers: list[int] | None = None
+    if target_ms is not None:
+        ttfts = [backend.predicted_ttft_ms for backend in eligible]
+        tiers = [
+            _UNMEASURED if ttft is None else _MEETS_TARGET if ttft <= target_ms else _OVER_TARGET
+            for ttft in ttfts
+        ]
+        order.sort(key=tiers.__getitem__)
+    judgement.ordered(eligible, costs, order, tiers)
+
+    return Decision.deferred(
+        data_class=data_class,
+        pii_found=features.pii_found,
+        verdicts=judgement,
+        reasons=_request_reasons(
+            features,
+            data_class,
+            tenant,
+            pinned,
+            pinned_found=bool(judged),
+            any_eligible=bool(eligible),
+        ),
+        policy_violation=policy_violation,
+        egress_blocked=judgement.in_cluster_only
+        and any(backend.location is not Location.IN_CLUSTER for backend in judged),
+    )
+
+
+class _Judgement:
+    """One request's checks (stages 1-3), the order of the backends that pass them, and the
+    verdicts built from both when the decision is asked for them (its `VerdictSource`)."""
+
+    __slots__ = (
+        "allowed",
+        "backends",
+        "costs",
+        "eligible_backends",
+        "eligible_count",
+        "failure_reasons",
+        "in_cluster_only",
+        "input_tokens",
+        "needed_capabilities",
+        "needed_context",
+        "order",
+        "output_tokens",
+        "pinned",
+        "tier_reasons",
+        "tiers",
+    )
+
+    def __init__(
+        self,
+        features: RequestFeatures,
+        backends: Sequence[BackendSnapshot],
+        tenant: TenantPolicy,
+        settings: PolicySettings,
+        data_class: DataClass,
+    ) -> None:
+        confidential = data_class is DataClass.CONFIDENTIAL
+        self.backends = backends
+        self.pinned = features.pinned_backend
+        self.allowed = tenant.allowed_backends
+        self.in_cluster_only = confidential or tenant.in_cluster_only
+        self.needed_context = features.input_tokens + features.max_output_tokens
+        self.needed_capabilities = _needed_capabilities(features)
+        self.failure_reasons = _CONFIDENTIAL_FAILURE_REASONS if confidential else _FAILURE_REASONS
+        self.input_tokens = features.input_tokens
+        self.output_tokens = features.max_output_tokens or settings.assumed_output_tokens
+        self.tier_reasons = (
+            _NO_TARGET_TIER_REASONS if settings.latency_target_ms is None else _TIER_REASONS
+        )
+
+    def passing(self, backends: Sequence[BackendSnapshot]) -> list[BackendSnapshot]:
+        """The backends for which `failed_checks` is 0, in order."""
+        allowed = self.allowed
+        in_cluster_only = self.in_cluster_only
+        needed_context = self.needed_context
+        needed_capabilities = self.needed_capabilities
+        in_cluster = Location.IN_CLUSTER
+        # failed_checks() as one condition: this runs for every backend on every request, and a
+        # comprehension's filter costs a fraction of a call per backend.
+        return [
+            backend
+            for backend in backends
+            if backend.ready
+            and not backend.in_cooldown
+            and backend.context_window >= needed_context
+            and (allowed is None or backend.name in allowed)
+            and (not in_cluster_only or backend.location is in_cluster)
+            and (not needed_capabilities or needed_capabilities <= backend.capabilities)
+        ]
+
+    def failed_checks(self, backend: BackendSnapshot) -> int:
+        """Stages 1-3 (and the tenant's allow-list) as one bit per failed check."""
         failed = 0
-        if allowed is not None and name not in allowed:
+        if self.allowed is not None and backend.name not in self.allowed:
             failed = _NOT_ALLOWED
-        if in_cluster_only and backend.location is not in_cluster:
+        if self.in_cluster_only and backend.location is not Location.IN_CLUSTER:
             failed |= _OUTSIDE_CLUSTER
-        if backend.context_window < needed_context:
+        if backend.context_window < self.needed_context:
             failed |= _CONTEXT_TOO_SMALL
-        if needed_capabilities and not needed_capabilities <= backend.capabilities:
-            capabilities = backend.capabilities
-            if needs_images and Capability.IMAGES not in capabilities:
-                failed |= _NO_IMAGES
-            if needs_tools and Capability.TOOLS not in capabilities:
-                failed |= _NO_TOOLS
-            if needs_json and Capability.JSON not in capabilities:
-                failed |= _NO_JSON
+        missing = self.needed_capabilities - backend.capabilities
+        if Capability.IMAGES in missing:
+            failed |= _NO_IMAGES
+        if Capability.TOOLS in missing:
+            failed |= _NO_TOOLS
+        if Capability.JSON in missing:
+            failed |= _NO_JSON
         if backend.in_cooldown:
             failed |= _COOLDOWN
         elif not backend.ready:
             failed |= _NO_READY_REPLICA
-        if failed:
-            verdict = _new_verdict(CandidateVerdict)
-            _set_backend(verdict, name)
-            _set_eligible(verdict, False)
-            _set_reasons(verdict, failure_reasons[failed])
-            _set_cost(verdict, cost)
-            ineligible.append(verdict)
-            if pinned is not None and failed & (_NOT_ALLOWED | _OUTSIDE_CLUSTER):
-                policy_violation = _policy_violation_message(
-                    name, failed, features, data_class, tenant
-                )
-            continue
-        # 4. latency: a tier; the order inside it is the cost stage's.
-        ttft = backend.predicted_ttft_ms
-        if target_ms is None or (ttft is not None and ttft <= target_ms):
-            meets.append((cost, cost, position, backend))
-        elif ttft is None:
-            unmeasured.append((cost, cost, position, backend))
-        else:
-            over.append((cost, cost, position, backend))
+        return failed
 
-    # 5. cost
-    if settings.cost_preference is CostPreference.BALANCED:
-        meets, unmeasured, over = _balanced_keys(meets, unmeasured, over)
-    meets.sort()
-    unmeasured.sort()
-    over.sort()
-    meets_latency: str | None = None if target_ms is None else LATENCY_MEETS_TARGET
-    meets_reasons = _NO_TARGET_REASONS if target_ms is None else _MEETS_TARGET_REASONS
-    tiers = (
-        (meets, meets_latency, meets_reasons),
-        (unmeasured, LATENCY_UNMEASURED, _UNMEASURED_REASONS),
-        (over, LATENCY_OVER_TARGET, _OVER_TARGET_REASONS),
-    )
-    ordered: list[CandidateVerdict] = []
-    rank = 0
-    for tier, latency, prebuilt in tiers:
-        for _key, cost, _position, backend in tier:
-            verdict = _new_verdict(CandidateVerdict)
-            _set_backend(verdict, backend.name)
-            _set_eligible(verdict, True)
-            _set_reasons(
-                verdict,
-                prebuilt[rank] if rank < _MAX_PREBUILT_RANK else _eligible_reasons(latency, rank),
+    def ordered(
+        self,
+        eligible: list[BackendSnapshot],
+        costs: list[float],
+        order: list[int],
+        tiers: list[int] | None,
+    ) -> None:
+        """Record the eligible backends, their costs and latency tiers, and their order (indices
+        into those lists, best first)."""
+        self.eligible_backends = eligible
+        self.costs = costs
+        self.order = order
+        self.tiers = tiers
+        self.eligible_count = len(order)
+
+    # VerdictSource
+
+    def eligible(self, count: int) -> tuple[CandidateVerdict, ...]:
+        verdicts = []
+        for rank, index in enumerate(self.order[:count]):
+            latency, prebuilt = self.tier_reasons[0 if self.tiers is None else self.tiers[index]]
+            reasons = (
+                prebuilt[rank] if rank < _MAX_PREBUILT_RANK else _eligible_reasons(latency, rank)
             )
-            _set_cost(verdict, cost)
-            ordered.append(verdict)
-            rank += 1
-    ordered.extend(ineligible)
-    any_eligible = rank > 0
+            backend = self.eligible_backends[index]
+            verdicts.append(_verdict(backend.name, True, reasons, self.costs[index]))
+        return tuple(verdicts)
 
-    return Decision(
-        data_class=data_class,
-        pii_found=features.pii_found,
-        candidates=tuple(ordered),
-        reasons=_request_reasons(
-            features, data_class, tenant, pinned, pinned_found, any_eligible=any_eligible
-        ),
-        policy_violation=policy_violation,
-    )
+    def ineligible(self) -> tuple[CandidateVerdict, ...]:
+        verdicts = []
+        for backend in self.backends:
+            if self.pinned is not None and backend.name != self.pinned:
+                verdicts.append(_verdict(backend.name, False, _PINNED_OTHER_REASONS, 0.0))
+                continue
+            failed = self.failed_checks(backend)
+            if failed:
+                cost = (
+                    self.input_tokens * backend.input_usd_per_mtok
+                    + self.output_tokens * backend.output_usd_per_mtok
+                ) * _PER_MILLION
+                reasons = self.failure_reasons[failed]
+                verdicts.append(_verdict(backend.name, False, reasons, cost))
+        return tuple(verdicts)
 
 
 _PINNED_OTHER_REASONS = (PINNED_OTHER_BACKEND,)
 _NO_CAPABILITIES: frozenset[Capability] = frozenset()
 
 # A frozen dataclass's generated __init__ goes through object.__setattr__ once per field, which
-# doubles the cost of building the one verdict per backend that every decision returns. Writing
-# the slots directly, inline in decide(), builds the identical object at half the cost.
+# doubles the cost of building a verdict (a request builds its first one or two, an explanation
+# one per backend). Writing the slots directly builds the identical object at half the cost.
 _new_verdict = object.__new__
 
 
@@ -252,6 +323,17 @@ _set_backend = _slot_setter("backend")
 _set_eligible = _slot_setter("eligible")
 _set_reasons = _slot_setter("reasons")
 _set_cost = _slot_setter("estimated_cost_usd")
+
+
+def _verdict(
+    backend: str, eligible: bool, reasons: tuple[str, ...], cost: float
+) -> CandidateVerdict:
+    verdict: CandidateVerdict = _new_verdict(CandidateVerdict)
+    _set_backend(verdict, backend)
+    _set_eligible(verdict, eligible)
+    _set_reasons(verdict, reasons)
+    _set_cost(verdict, cost)
+    return verdict
 
 
 def _needed_capabilities(features: RequestFeatures) -> frozenset[Capability]:
@@ -311,36 +393,22 @@ _CONFIDENTIAL_FAILURE_REASONS = tuple(
 )
 
 
-def _balanced_keys(*tiers: list[_Eligible]) -> tuple[list[_Eligible], ...]:
-    """The tiers keyed by the mean of normalised cost and normalised TTFT, for BALANCED.
+def _balanced_scores(eligible: list[BackendSnapshot], costs: list[float]) -> list[float]:
+    """Each backend's mean of normalised cost and normalised TTFT, for BALANCED.
 
-    Both are divided by their highest value among all eligible backends; an unmeasured TTFT
+    Both are divided by their highest value among the eligible backends; an unmeasured TTFT
     counts as the highest.
     """
-    entries = list(chain(*tiers))
-    highest_cost = max([entry[1] for entry in entries], default=0.0)
-    measured = [entry[3].predicted_ttft_ms for entry in entries]
-    highest_ttft = max([ttft for ttft in measured if ttft is not None], default=0.0)
+    ttfts = [backend.predicted_ttft_ms for backend in eligible]
+    highest_cost = max(costs, default=0.0)
+    highest_ttft = max([ttft for ttft in ttfts if ttft is not None], default=0.0)
     cost_weight = 0.5 / highest_cost if highest_cost > 0 else 0.0
     ttft_weight = 0.5 / highest_ttft if highest_ttft > 0 else 0.0
     unmeasured_share = 0.5 if highest_ttft > 0 else 0.0
-    return tuple(
-        [
-            (
-                cost * cost_weight
-                + (
-                    unmeasured_share
-                    if backend.predicted_ttft_ms is None
-                    else backend.predicted_ttft_ms * ttft_weight
-                ),
-                cost,
-                position,
-                backend,
-            )
-            for _key, cost, position, backend in tier
-        ]
-        for tier in tiers
-    )
+    return [
+        cost * cost_weight + (unmeasured_share if ttft is None else ttft * ttft_weight)
+        for cost, ttft in zip(costs, ttfts, strict=True)
+    ]
 
 
 def _policy_violation_message(

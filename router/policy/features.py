@@ -19,6 +19,7 @@ whether a request fits a context window and what it will roughly cost):
 from __future__ import annotations
 
 import json
+import re
 import unicodedata
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -130,11 +131,20 @@ def _function_arguments(function: Any) -> Iterator[str]:
 
 
 def _with_compatibility_form(text: str) -> str:
-    """`text`, followed by its NFKC form when that differs: digits, letters and symbols typed
-    full-width (as CJK input methods do) then read as the ASCII ones the detectors know."""
-    if text.isascii() or unicodedata.is_normalized("NFKC", text):
+    """`text`, followed by a form the detectors read when that differs: NFKC (digits, letters and
+    symbols typed full-width, as CJK input methods do, become ASCII) with the digits of other
+    scripts (Arabic-Indic, Devanagari, ...) written as ASCII digits."""
+    if text.isascii():
         return text
-    return f"{text}\n\n{unicodedata.normalize('NFKC', text)}"
+    readable = _OTHER_SCRIPT_DIGIT.sub(_ascii_digit, unicodedata.normalize("NFKC", text))
+    return text if readable == text else f"{text}\n\n{readable}"
+
+
+_OTHER_SCRIPT_DIGIT = re.compile(r"(?![0-9])\d")
+
+
+def _ascii_digit(match: re.Match[str]) -> str:
+    return str(unicodedata.decimal(match.group()))
 
 
 _JSON_FIRST_CHARS = frozenset("{[ \t\r\n")

@@ -352,9 +352,19 @@ def pii_samples(draw: st.DrawFn) -> PiiSample:
     seed = draw(st.integers(min_value=0, max_value=2**32))
     place = draw(st.sampled_from(PLACES))
     value = PII_FORMS[kind][form](random.Random(seed))
-    if kind is not PiiType.CREDENTIAL and draw(st.sampled_from([False, False, False, True])):
+    # How people outside the ASCII world type the same value.
+    script = draw(st.sampled_from(["ascii"] * 6 + ["full-width", *NATIVE_DIGITS]))
+    if kind is not PiiType.CREDENTIAL and script == "full-width":
         form, value = f"{form}, full-width", full_width(value)
+    elif kind is not PiiType.CREDENTIAL and script in NATIVE_DIGITS:
+        form, value = f"{form}, {script} digits", value.translate(NATIVE_DIGITS[script])
     return PiiSample(kind, form, value, place)
+
+
+NATIVE_DIGITS = {
+    "arabic-indic": str.maketrans(string.digits, "".join(map(chr, range(0x0660, 0x066A)))),
+    "devanagari": str.maketrans(string.digits, "".join(map(chr, range(0x0966, 0x0970)))),
+}
 
 
 def full_width(text: str) -> str:
@@ -898,7 +908,7 @@ def public_request_with(
 # inside JSON (tool-call arguments, tool results) a private key's line breaks are escapes and
 # "ssn" is glued to its quotes, so the raw text did not match; refusals, predicted output, tool
 # definitions, response schemas and the `user` field were not scanned at all; full-width digits
-# and symbols (CJK input) matched no detector.
+# and symbols (CJK input) and the digits of other scripts matched no detector.
 FOUND_LEAKS = [
     public_request_with(declared=("confidential", "public")),
     public_request_with(
@@ -923,6 +933,14 @@ FOUND_LEAKS = [
     public_request_with(PiiSample(PiiType.EMAIL, "dotted", "raj.li@example.org", "end-user-id")),
     public_request_with(
         PiiSample(PiiType.PHONE, "e164-uk, full-width", full_width("+44 20 7946 0958"), "user")
+    ),
+    public_request_with(
+        PiiSample(
+            PiiType.PAYMENT_CARD,
+            "visa-spaced, arabic-indic digits",
+            "4111 1111 1111 1111".translate(NATIVE_DIGITS["arabic-indic"]),
+            "user",
+        )
     ),
 ]
 

@@ -153,3 +153,21 @@ def test_pii_typed_full_width_is_found(value: str, kind: PiiType) -> None:
     assert typed != value
 
     assert pii_in({"messages": [{"role": "user", "content": f"連絡先 {typed} です"}]}) == {kind}
+
+
+@pytest.mark.parametrize("zero", [0x0660, 0x06F0, 0x0966, 0x09E6])  # Arabic-Indic ... Bengali
+@pytest.mark.parametrize(
+    ("value", "kind"),
+    [
+        ("+44 20 7946 0958", PiiType.PHONE),
+        ("4111 1111 1111 1111", PiiType.PAYMENT_CARD),
+        ("536-22-1234", PiiType.US_SSN),
+    ],
+)
+def test_pii_written_with_the_digits_of_another_script_is_found(
+    value: str, kind: PiiType, zero: int
+) -> None:
+    native = value.translate({ord(str(digit)): zero + digit for digit in range(10)})
+    assert native != value
+
+    assert pii_in({"messages": [{"role": "user", "content": f"رقم {native} شكرا"}]}) == {kind}

@@ -3,8 +3,8 @@
 It answers `POST */chat/completions` (JSON, or SSE with a usage chunk when `stream_options`
 asks for it), `GET /v1/models`, `GET /health` and a vLLM-style Prometheus `GET /metrics` whose
 gauges a test sets. Behaviour is controllable while it runs: time to first token, per-token
-delay, and faults (an HTTP status, a dropped connection, a stream cut after N events). Every
-chat request it receives is recorded.
+delay, and faults (an HTTP status with an optional Retry-After, a dropped connection, a request
+that is never answered, a stream cut after N events). Every chat request it receives is recorded.
 
 It is a raw asyncio protocol with httptools and orjson, so it costs far less per request than
 anything placed in front of it.
@@ -22,6 +22,7 @@ import dataclasses
 import itertools
 import signal
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, cast
@@ -37,7 +38,9 @@ class Faults:
     """Failures to inject into chat-completion requests (other endpoints keep working)."""
 
     status: int | None = None  # answer with this HTTP status and an OpenAI error body
+    retry_after_s: float | None = None  # with `status`: a Retry-After header (e.g. for 429)
     drop_connection: bool = False  # close the connection without any answer
+    hang: bool = False  # take the request and never answer, until the client gives up
     fail_stream_after_events: int | None = None  # streams: close the connection after N events
 
 
@@ -272,9 +275,16 @@ class _Connection(asyncio.Protocol):
             if self._transport is not None:
                 self._transport.abort()
             return
+        if faults.hang:
+            return  # the connection stays open and silent; closing it is the client's timeout
         if faults.status is not None:
             error = {"error": {"message": "injected fault", "type": "server_error", "code": None}}
-            self._write(faults.status, orjson.dumps(error), keep_alive)
+            extra = (
+                [b"retry-after: %d" % max(0, round(faults.retry_after_s))]
+                if faults.retry_after_s is not None
+                else []
+            )
+            self._write(faults.status, orjson.dumps(error), keep_alive, extra_headers=extra)
             return
         if not isinstance(request, dict) or not isinstance(request.get("messages"), list):
             error = {"error": {"message": "'messages' is required", "type": "invalid_request"}}
@@ -357,12 +367,18 @@ class _Connection(asyncio.Protocol):
         return ("\n".join(lines) + "\n").encode()
 
     def _write(
-        self, status: int, body: bytes, keep_alive: bool, content_type: bytes = b"application/json"
+        self,
+        status: int,
+        body: bytes,
+        keep_alive: bool,
+        content_type: bytes = b"application/json",
+        extra_headers: Sequence[bytes] = (),
     ) -> None:
         transport = self._transport
         if transport is None or transport.is_closing():
             return
-        transport.write(_head(status, content_type, keep_alive, length=len(body)) + body)
+        head = _head(status, content_type, keep_alive, length=len(body), extra=extra_headers)
+        transport.write(head + body)
         if not keep_alive:
             transport.close()
 
@@ -377,9 +393,10 @@ def _head(
     *,
     length: int | None = None,
     chunked: bool = False,
+    extra: Sequence[bytes] = (),
 ) -> bytes:
     reason = _REASONS.get(status, b"Error" if status >= 400 else b"OK")
-    lines = [b"HTTP/1.1 %d %s" % (status, reason), b"content-type: " + content_type]
+    lines = [b"HTTP/1.1 %d %s" % (status, reason), b"content-type: " + content_type, *extra]
     if chunked:
         lines.append(b"transfer-encoding: chunked")
     else:

@@ -73,6 +73,10 @@ def _litellm() -> Any:
     import litellm
 
     litellm.suppress_debug_info = True  # it otherwise prints provider hints to stdout
+    # Counting a streamed LLaMA reply's tokens, LiteLLM would fetch a tokenizer from the Hugging
+    # Face hub: a URL outside the catalog, fetched synchronously, so without egress it blocked
+    # the router's event loop (every request) for ~24 s of retries. Its built-in one suffices.
+    litellm.disable_hf_tokenizer_download = True
     # Providers that need images inline (Anthropic, Gemini, ...) make LiteLLM download a
     # client's image URL; its guard refuses private, loopback and link-local addresses.
     litellm.user_url_validation = True
@@ -84,9 +88,14 @@ def _status_of(error: BaseException) -> int | None:
     return status if isinstance(status, int) else None
 
 
+# LiteLLM reports its own timeout (`litellm.Timeout`) as status 408: a timeout, like a 429,
+# moves to the next candidate and counts toward cooldown, rather than reaching the client.
+_RETRYABLE_CLIENT_STATUSES = frozenset({408, 429})
+
+
 def _is_retryable(error: BaseException) -> bool:
     status = _status_of(error)
-    return status is None or status >= 500 or status == 429
+    return status is None or status >= 500 or status in _RETRYABLE_CLIENT_STATUSES
 
 
 def _client_error_reply(error: BaseException, status: int) -> CompletedReply:

@@ -41,7 +41,9 @@ from modelplane.router.policy.engine import (
     CAPABILITY_OK,
     HEALTH_NO_READY_REPLICA,
     PINNED_OTHER_BACKEND,
+    PRIVACY_EXTERNAL_BLOCKED,
     PRIVACY_OK,
+    PRIVACY_TENANT_IN_CLUSTER_ONLY,
     TENANT_NOT_ALLOWED,
     decide,
 )
@@ -534,7 +536,15 @@ async def _acquire(slot: asyncio.Semaphore, timeout_s: float) -> bool:
     return True
 
 
-_NOT_THIS_REQUESTS_BACKEND = frozenset({PINNED_OTHER_BACKEND, TENANT_NOT_ALLOWED})
+# Backends a request may never use, whatever their context window: only the others count.
+_NOT_THIS_REQUESTS_BACKEND = frozenset(
+    {
+        PINNED_OTHER_BACKEND,
+        TENANT_NOT_ALLOWED,
+        PRIVACY_EXTERNAL_BLOCKED,
+        PRIVACY_TENANT_IN_CLUSTER_ONLY,
+    }
+)
 
 
 def _context_length_exceeded_message(

@@ -225,6 +225,13 @@ _SCHEMAS: dict[str, Any] = {
             "usage": {"type": "object"},
         },
     },
+    "ChatCompletionEvent": {
+        "type": "object",
+        "description": "A server-sent event: a chat.completion.chunk as JSON, an error object "
+        "if the upstream failed mid-stream, or [DONE] last.",
+        "required": ["data"],
+        "properties": {"data": {"type": "string"}},
+    },
     "ModelList": {
         "type": "object",
         "required": ["object", "data"],
@@ -330,7 +337,8 @@ def _chat_operation() -> dict[str, Any]:
                 "headers": _ROUTED_HEADERS,
                 "content": {
                     "application/json": {"schema": _ref("ChatCompletion")},
-                    "text/event-stream": {"schema": {"type": "string"}},
+                    # Before OpenAPI 3.2, an event stream's schema describes each event.
+                    "text/event-stream": {"schema": _ref("ChatCompletionEvent")},
                 },
             },
             **_BODY_ERRORS,

@@ -24,8 +24,10 @@ The surviving backends are then ordered by the ranking stages:
    eligible backends (an unmeasured TTFT counts as the highest), so a backend twice as expensive
    must be correspondingly faster to win. Ties keep the configured backend order.
 
-The decision is allocation-lean because it runs on every request: one pass over the backends,
-prebuilt reason tuples, and one sort of the eligible backends per latency tier.
+The decision is allocation-lean because it runs on every request: one filtering pass over the
+backends, stable sorts of the eligible ones' indices, and no verdict until one is asked for
+(a request reads its choice and a fallback or two; `/v1/route/explain` reads them all, each
+with prebuilt reason tuples).
 """
 
 from __future__ import annotations

@@ -99,9 +99,13 @@ def build_registry(
 
     @kopf.on.create(**md, registry=registry, id="reconcile-ModelDeployment")
     async def create_model_deployment(body: kopf.Body, **_: Any) -> None:
-        # A new resource has no children of its own to prune yet (a predecessor's, being
-        # collected, are owned by another uid): skip the listing, which bulk creation feels.
-        await guarded(reconciler.reconcile_model_deployment(body, prune=False))
+        # At its first generation a resource has no children of another spec to prune (a
+        # predecessor's, being collected, are owned by another uid): skip the listing, which
+        # bulk creation feels. Past it, a creation pass cut short (an operator killed before
+        # kopf recorded the creation as handled, or a retry) may have applied the children of
+        # the spec as it was then, and this pass is the one that must remove them.
+        first_generation = body.get("metadata", {}).get("generation") == 1
+        await guarded(reconciler.reconcile_model_deployment(body, prune=not first_generation))
 
     @kopf.on.timer(
         **md,

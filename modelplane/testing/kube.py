@@ -28,12 +28,14 @@ object store, which keeps objects verbatim, with one that follows the apiserver'
 
 One controller is emulated because an operator cannot be tested without it: the garbage
 collector. Deleting an owner deletes the dependents whose ownerReferences all point at deleted
-objects (unless `propagationPolicy=Orphan`), synchronously, where the real one works in the
-background. The Deployment controller is not emulated: tests set a Deployment's status with
-`set_deployment_status`. Not emulated either: CRD schema validation and defaulting, admission,
-RBAC, authentication (any credentials are accepted), field ownership conflicts, strategic-merge
-list keys, managedFields. `inject_failures` makes chosen object requests fail, for resilience
-tests. Object requests bypass kmock's request log unless `record_requests=True`.
+objects (unless `propagationPolicy=Orphan`), and an object written with owners that are all gone
+(a controller acting on a stale view) is deleted right after the write; both synchronously, where
+the real one works in the background. The Deployment controller is not emulated: tests set a
+Deployment's status with `set_deployment_status`. Not emulated either: CRD schema validation and
+defaulting, admission, RBAC, authentication (any credentials are accepted), field ownership
+conflicts, strategic-merge list keys, managedFields. `inject_failures` makes chosen object
+requests fail, for resilience tests. Object requests bypass kmock's request log unless
+`record_requests=True`.
 
 `EmulatedCluster` runs the emulator on 127.0.0.1 in a thread of its own (so a blocking test, a
 `kopf.testing.KopfRunner` or a benchmark can share the process), and offers a synchronous client
@@ -693,6 +695,7 @@ class KubeEmulator(kmock.KubernetesEmulator):
         obj["apiVersion"], obj["kind"] = info.api_version, info.kind
         _normalize(info, obj)
         self._write(info, key, obj, None)
+        self._collect_if_owners_gone(info, key)
         if info.plural == "customresourcedefinitions":
             for served in kinds_from_crd(obj):
                 self.add_kind(served)
@@ -833,6 +836,8 @@ class KubeEmulator(kmock.KubernetesEmulator):
         self._write(info, key, new, live)
         if meta.get("deletionTimestamp") and not meta.get("finalizers"):
             self._remove(info, key)
+        else:
+            self._collect_if_owners_gone(info, key)
         return self._versioned(info, new)
 
     def delete_object(
@@ -898,6 +903,12 @@ class KubeEmulator(kmock.KubernetesEmulator):
                 # An earlier deletion in this sweep may have taken the object already.
                 if orphaned and not being_deleted and obj_key in self._bucket(info):
                     self.delete_object(info, obj_key[0] or None, obj_key[1])
+
+    def _collect_if_owners_gone(self, info: KindInfo, key: _ObjectKey) -> None:
+        obj = self._bucket(info)[key]
+        owners = obj["metadata"].get("ownerReferences") or []
+        if owners and not any(owner.get("uid") in self._uids for owner in owners):
+            self.delete_object(info, key[0] or None, key[1])
 
     def _unique_kinds(self) -> Iterator[KindInfo]:
         seen: set[_StoreKey] = set()

@@ -211,6 +211,30 @@ def test_deleting_an_owner_collects_its_dependents_unless_orphaned(
     assert kube.get("ConfigMap", namespace, "owner-b-child") is not None
 
 
+def test_an_object_written_for_an_owner_that_is_gone_is_collected(
+    kube: KubeHttpClient, namespace: str
+) -> None:
+    owner = kube.create(_model("owner", namespace))
+    kept = _config_map("kept", namespace)
+    late = _config_map("late", namespace)
+    for child in (kept, late):
+        child["metadata"]["ownerReferences"] = [
+            {
+                "apiVersion": "modelplane.dev/v1alpha1",
+                "kind": "ModelDeployment",
+                "name": "owner",
+                "uid": owner["metadata"]["uid"],
+            }
+        ]
+    kube.create(kept)
+    kube.delete("ModelDeployment", namespace, "owner")
+
+    kube.create(late)  # a controller that has not seen the deletion yet
+
+    assert kube.get("ConfigMap", namespace, "kept") is None
+    assert kube.get("ConfigMap", namespace, "late") is None
+
+
 def test_list_filters_by_label_selector(kube: KubeHttpClient, namespace: str) -> None:
     kube.create(_config_map("a", namespace, app="x", tier="web"))
     kube.create(_config_map("b", namespace, app="y"))

@@ -138,9 +138,15 @@ def serve_command(args: argparse.Namespace) -> int:
     from modelplane.router.config import ConfigError, load_config
     from pydantic import ValidationError
 
+    # Libraries log at info at most: several write request bodies or Secrets at debug level
+    # (LiteLLM each call's messages, the OpenAI SDK its request options, the Kubernetes client
+    # its responses), and the router's debug log must not hold prompt text or keys.
+    level = getattr(logging, args.log_level.upper())
     logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        level=max(level, logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    logging.getLogger("modelplane").setLevel(level)
     try:
         options = ServeOptions(
             kubernetes=args.kubernetes,

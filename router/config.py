@@ -90,7 +90,8 @@ class BackendConfig(_Strict):
     name: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/-]*$")]
     model: Annotated[str, Field(min_length=1)]  # LiteLLM model string, e.g. hosted_vllm/llama-3-8b
     api_base: str | None = None
-    api_key: str | None = None
+    # Secrets: kept out of repr and dumps, so a logged or printed configuration holds none.
+    api_key: str | None = Field(default=None, repr=False, exclude=True)
     location: Location
     context_window: PositiveInt | None = None  # default: LiteLLM's price map, when it knows it
     capabilities: frozenset[Capability] = frozenset({Capability.CHAT})
@@ -147,7 +148,9 @@ Sha256Hex = Annotated[str, Field(pattern=r"^(sha256:)?[0-9a-fA-F]{64}$")]
 class TenantConfig(_Strict):
     name: Annotated[str, Field(min_length=1)]
     # Plain keys, normally `${VAR}` so the secret lives in the environment; hashed on load.
-    api_keys: list[Annotated[str, Field(min_length=1)]] = []
+    api_keys: list[Annotated[str, Field(min_length=1)]] = Field(
+        default=[], repr=False, exclude=True
+    )
     # SHA-256 hex digests of keys (`printf %s "$KEY" | sha256sum`), for files that hold no secret.
     api_key_sha256: list[Sha256Hex] = []
     default_data_class: DataClass = DataClass.INTERNAL

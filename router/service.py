@@ -304,7 +304,10 @@ class RouterService:
         policy violation, no eligible backend); without, only reports the decision (explain).
         """
         pinned = None if request.model == AUTO_MODEL else request.model
-        if pinned is not None and pinned not in catalog.backends:
+        allowed = tenant.policy.allowed_backends
+        if pinned is not None and (
+            pinned not in catalog.backends or (allowed is not None and pinned not in allowed)
+        ):
             raise UnknownModel(f"unknown model {pinned!r}: use 'auto' or one of GET /v1/models")
         features = extract_features(
             request.body, data_class or tenant.default_data_class, catalog.settings
@@ -320,7 +323,9 @@ class RouterService:
                 if enforce and tenant.over_budget is OverBudget.REJECT:
                     raise BudgetExhausted(f"tenant {tenant.name!r} has used up its budget")
                 tenant_policy = dataclasses.replace(tenant_policy, in_cluster_only=True)
-        snapshots = self._with_health(catalog, await self.state.backend_health())
+        snapshots = _visible_to(
+            tenant_policy, self._with_health(catalog, await self.state.backend_health())
+        )
         decision = decide(features, snapshots, tenant_policy, catalog.settings)
         decision_s = time.perf_counter() - started
         if enforce and decision.chosen is None and decision.policy_violation is None:
@@ -370,7 +375,9 @@ class RouterService:
             if remaining <= 0 or not await changes.wait(remaining):
                 break
             catalog = self.catalog_source.current
-            snapshots = self._with_health(catalog, await self.state.backend_health())
+            snapshots = _visible_to(
+                tenant_policy, self._with_health(catalog, await self.state.backend_health())
+            )
             decision = decide(features, snapshots, tenant_policy, catalog.settings)
         return catalog, decision
 
@@ -488,6 +495,17 @@ class RouterService:
         )
         self._overlay_source, self._overlay = (catalog, health), snapshots
         return snapshots
+
+
+def _visible_to(
+    tenant: TenantPolicy, snapshots: tuple[BackendSnapshot, ...]
+) -> tuple[BackendSnapshot, ...]:
+    """The backends a tenant may know of: a decision, its explanation and its errors name no
+    other, so one tenant cannot learn another's backends from them."""
+    allowed = tenant.allowed_backends
+    if allowed is None:
+        return snapshots
+    return tuple(snapshot for snapshot in snapshots if snapshot.name in allowed)
 
 
 _WAITABLE = frozenset({PRIVACY_OK, CAPABILITY_OK, HEALTH_NO_READY_REPLICA})

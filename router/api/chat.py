@@ -122,9 +122,9 @@ class ChatCompletionsEndpoint:
         telemetry = service.telemetry
         trace = None
         try:
-            raw = await read_body(receive, self.max_body_bytes, length)
+            # Before the body: a request with a wrong key costs one hash, whatever it sends.
             tenant, catalog = service.authenticate(authorization)
-            request = parse_chat_request(raw)
+            request = parse_chat_request(await read_body(receive, self.max_body_bytes, length))
             if telemetry is not None:
                 trace = telemetry.start_request(
                     tenant.name, request.model, request.stream, request.body

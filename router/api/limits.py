@@ -97,34 +97,62 @@ def header_bounded_protocol(
 ) -> type[HttpToolsProtocol]:
     """uvicorn's httptools protocol, refusing requests whose line and headers exceed the bound.
 
-    Bytes are counted per network read while a request's headers are incomplete, so at most
-    `max_header_bytes` plus one read are ever buffered for them.
+    Parsed headers are counted exactly, and refused before the app sees the request. While a
+    request's headers are still incomplete, the bytes received are counted per network read,
+    so no more than `max_header_bytes` plus one read are ever buffered for them.
     """
     if max_header_bytes < 1:
         raise ValueError("max_header_bytes must be at least 1")
     refusal = _header_error(max_header_bytes)
 
     class HeaderBoundedHttpToolsProtocol(HttpToolsProtocol):
-        _header_bytes = 0
         _reading_headers = True
+        _received_bytes = 0  # while the headers are incomplete
+        _header_bytes = 0  # as parsed
+        _refused = False
+
+        def _refuse(self) -> None:
+            self._refused, self._reading_headers = True, False
+            self.transport.write(refusal)
+            self.transport.close()
 
         def on_message_begin(self) -> None:
             super().on_message_begin()
-            self._reading_headers, self._header_bytes = True, 0
+            self._reading_headers, self._refused = True, False
+            self._received_bytes = self._header_bytes = 0
+
+        def on_url(self, url: bytes) -> None:
+            self._header_bytes += len(url)
+            super().on_url(url)
+
+        def on_header(self, name: bytes, value: bytes) -> None:
+            self._header_bytes += len(name) + len(value) + 4  # ": " and CRLF
+            super().on_header(name, value)
 
         def on_headers_complete(self) -> None:
             self._reading_headers = False
+            if self._header_bytes > max_header_bytes:
+                self._refuse()  # before uvicorn starts the app on this request
+                return
             super().on_headers_complete()
 
+        def on_body(self, body: bytes) -> None:
+            if not self._refused:
+                super().on_body(body)
+
+        def on_message_complete(self) -> None:
+            if not self._refused:
+                super().on_message_complete()
+
         def data_received(self, data: bytes) -> None:
+            if self._refused:
+                return
             super().data_received(data)
             if not self._reading_headers or self.transport.is_closing():
                 return
-            self._header_bytes += len(data)
-            if self._header_bytes > max_header_bytes:
-                self._reading_headers = False
-                self.transport.write(refusal)
-                self.transport.close()
+            self._received_bytes += len(data)
+            if self._received_bytes > max_header_bytes:
+                self._refuse()
 
     return HeaderBoundedHttpToolsProtocol
 

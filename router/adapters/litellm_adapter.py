@@ -19,6 +19,7 @@ from modelplane.router.adapters.upstream import (
     StreamBroken,
     UpstreamUnavailable,
     Usage,
+    is_backend_failure,
     usage_from,
 )
 from modelplane.router.catalog import Upstream
@@ -88,14 +89,10 @@ def _status_of(error: BaseException) -> int | None:
     return status if isinstance(status, int) else None
 
 
-# LiteLLM reports its own timeout (`litellm.Timeout`) as status 408: a timeout, like a 429,
-# moves to the next candidate and counts toward cooldown, rather than reaching the client.
-_RETRYABLE_CLIENT_STATUSES = frozenset({408, 429})
-
-
 def _is_retryable(error: BaseException) -> bool:
+    # LiteLLM reports its own timeout (`litellm.Timeout`) as status 408, a backend failure.
     status = _status_of(error)
-    return status is None or status >= 500 or status in _RETRYABLE_CLIENT_STATUSES
+    return status is None or is_backend_failure(status)
 
 
 def _client_error_reply(error: BaseException, status: int) -> CompletedReply:

@@ -1,8 +1,9 @@
 """What the router needs from an upstream call, whatever the adapter behind it.
 
 An adapter either answers (`CompletedReply`, `StreamingReply`) or raises `UpstreamUnavailable`
-for a failure worth retrying on the next candidate (connect error, timeout, 5xx, 429). A client
-error from the upstream (other 4xx) is an answer: it is passed back unchanged.
+for a failure of the backend, worth retrying on the next candidate: a connect error, a timeout,
+or a status that `is_backend_failure` names. Any other client error from the upstream (400, 413,
+422, ...) is about the request itself: it is an answer, passed back unchanged.
 
 A `StreamingReply` is returned only once its first event has arrived; after that point a failure
 surfaces as `StreamBroken` from the iteration and the router ends the client's stream with an
@@ -36,6 +37,18 @@ def usage_from(payload: Any) -> Usage | None:
         input_tokens=prompt if isinstance(prompt, int) else 0,
         output_tokens=completion if isinstance(completion, int) else 0,
     )
+
+
+# 4xx statuses an upstream answers for reasons of its own, whatever the request: the router's
+# credentials for it refused (401, 403; an expired or rotated provider key), the model name the
+# catalog gives it unknown there (404), its own timeout (408), its rate limit (429). Passing them
+# on would tell a client that its own key or model is wrong, and keep it from a backend that works.
+_BACKEND_CLIENT_ERRORS = frozenset({401, 403, 404, 408, 429})
+
+
+def is_backend_failure(status: int) -> bool:
+    """Whether an upstream's HTTP status means the backend failed, rather than the request."""
+    return status >= 500 or status in _BACKEND_CLIENT_ERRORS
 
 
 class UpstreamUnavailable(Exception):

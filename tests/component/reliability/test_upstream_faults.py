@@ -21,7 +21,8 @@ fallback and cooldown. Run with `-s` to print one line of figures per fault (doc
 An upstream 429 is the backend's own rate limit, not the tenant's: the router treats it like a
 5xx (next eligible backend, counts toward cooldown) and, when no other backend may serve the
 request, answers `503 no_eligible_backend`, not 429, since `429` from the router means the
-tenant's own limit (`rate_limit_exceeded`).
+tenant's own limit (`rate_limit_exceeded`). An upstream 401 (the router's credentials for the
+backend refused) is likewise the backend's failure, never passed on as the client's own 401.
 """
 
 from __future__ import annotations
@@ -199,6 +200,8 @@ FALLBACK_FAULTS = [
     Fault("HTTP 500", set_faults(status=500), clear_faults),
     Fault("HTTP 503", set_faults(status=503), clear_faults),
     Fault("HTTP 429 with Retry-After", set_faults(status=429, retry_after_s=5), clear_faults),
+    # The router's key for the backend refused (expired, rotated): not the client's key.
+    Fault("HTTP 401", set_faults(status=401), clear_faults),
     Fault(
         "stream cut before its first event",
         set_faults(fail_stream_after_events=0),

@@ -399,7 +399,7 @@ class RouterService:
     async def send(self, routed: RoutedRequest) -> ServedReply:
         """Try the eligible backends in order until one answers; never any other backend."""
         request = routed.request
-        candidates = routed.decision.eligible[: self.max_attempts]
+        candidates = routed.decision.first_eligible(self.max_attempts)
         failures: list[str] = []  # one line per skipped or failed backend, for the 503
         failed: list[str] = []  # their names, for the decision header
         for position, candidate in enumerate(candidates):

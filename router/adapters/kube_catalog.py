@@ -240,6 +240,14 @@ def catalog_from_resources(
                 "settings come from the first valid RoutingPolicy by name"
             )
         for tenant in policy_spec.tenants:
+            if tenant.name in {known.name for known in tenants}:
+                # Limits and spend are counted per tenant name: a second tenant of that name
+                # would spend the first one's budget.
+                problems.append(
+                    f"RoutingPolicy {key}: another RoutingPolicy already defines tenant "
+                    f"{tenant.name!r}; skipped"
+                )
+                continue
             tenant_key = secret(routing.metadata.namespace, tenant.api_key_secret_ref)
             if not tenant_key:
                 problems.append(

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import pytest
+from modelplane.router.adapters.kube_catalog import ClusterResources, catalog_from_resources
 from modelplane.router.adapters.litellm_adapter import FORWARDED_PARAMETERS, LiteLLMAdapter
 from modelplane.router.api.limits import UNLIMITED_PATHS, InFlightLimit
 from modelplane.router.catalog import Upstream, catalog_from_config, hash_api_key
@@ -220,3 +221,37 @@ async def test_requests_over_the_in_flight_bound_are_refused_at_once_in_openai_f
 def test_the_in_flight_bound_must_admit_something() -> None:
     with pytest.raises(ValueError, match="at least 1"):
         InFlightLimit(_Blocking(), max_in_flight=0)
+
+
+def _routing_policy(namespace: str, tenant: str, secret_name: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "modelplane.dev/v1alpha1",
+        "kind": "RoutingPolicy",
+        "metadata": {"name": "default", "namespace": namespace},
+        "spec": {
+            "tenants": [{"name": tenant, "apiKeySecretRef": {"name": secret_name, "key": "k"}}]
+        },
+    }
+
+
+def test_a_second_cluster_tenant_of_the_same_name_is_skipped_not_merged() -> None:
+    """Limits and spend are counted per tenant name: two RoutingPolicies (here in two watched
+    namespaces) defining `analytics` would otherwise spend one budget with two keys."""
+    secrets = {
+        f"{namespace}/keys": {"metadata": {"name": "keys"}, "stringData": {"k": key}}
+        for namespace, key in (("team-x", TENANT_KEY), ("team-y", OTHER_KEY))
+    }
+    built = catalog_from_resources(
+        ClusterResources(
+            routing_policies={
+                "team-x/default": _routing_policy("team-x", "analytics", "keys"),
+                "team-y/default": _routing_policy("team-y", "analytics", "keys"),
+            },
+            secrets=secrets,
+        ),
+        price_map={},
+    )
+    assert built.catalog.authenticate(TENANT_KEY) is not None
+    assert built.catalog.authenticate(OTHER_KEY) is None
+    assert any("team-y/default" in problem and "analytics" in problem for problem in built.problems)
+    assert not any(OTHER_KEY in problem or TENANT_KEY in problem for problem in built.problems)

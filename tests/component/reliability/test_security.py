@@ -137,6 +137,20 @@ class Stack:
         finally:
             client.close()
 
+    def counters(self, tenant: str) -> tuple[int, float]:
+        """The tenant's requests counted by its rate-limit windows and its spend, in Redis."""
+        client = redis.Redis.from_url(self.valkey.url)
+        try:
+            requests, spend = 0, 0.0
+            for key in client.keys(f"*{{{tenant}}}*"):
+                if b":rl:" in key:
+                    requests += int(client.hget(key, "r") or 0)
+                elif b":spend:d:" in key:
+                    spend += float(client.get(key) or 0)
+            return requests, spend
+        finally:
+            client.close()
+
     def post(
         self, path: str, key: str | None, body: dict[str, Any], **headers: str
     ) -> httpx.Response:
@@ -359,31 +373,32 @@ def test_no_header_makes_a_key_act_as_another_tenant(fresh: Stack) -> None:
 
 
 def test_limits_and_spend_are_counted_per_tenant_in_redis(fresh: Stack) -> None:
-    before = {key for key in fresh.redis_keys() if "{team-b}" in key}
+    before = {tenant: fresh.counters(tenant) for tenant in ("team-a", "team-b")}
     for _ in range(4):
         response = fresh.post(CHAT_COMPLETIONS_PATH, KEY_A, chat_body(model="gpt-4o"))
         assert response.status_code == 200, response.text
-    keys = fresh.redis_keys()
-    assert any("{team-a}" in key and ":rl:" in key for key in keys), keys
-    assert {key for key in keys if "{team-b}" in key} == before, "team-a's traffic touched team-b"
-    assert all("{team-a}" in key or "{team-b}" in key or "{" not in key for key in keys)
+
+    def team_a_spent() -> tuple[int, float] | None:
+        requests, spend = fresh.counters("team-a")
+        return (requests, spend) if spend > before["team-a"][1] else None
+
+    requests_a, _ = wait_for(team_a_spent, what="team-a's spend in Redis", timeout=10)
+    assert requests_a >= before["team-a"][0] + 4
+    # (Not equal: a window key of team-b's from earlier tests may expire meanwhile.)
+    requests_b, spend_b = fresh.counters("team-b")
+    assert requests_b <= before["team-b"][0], "team-a's requests were counted as team-b's"
+    assert spend_b == before["team-b"][1], "team-a's spend was counted as team-b's"
+    assert all("{team-a}" in key or "{team-b}" in key for key in fresh.redis_keys() if "{" in key)
 
     response = fresh.post(CHAT_COMPLETIONS_PATH, KEY_B, chat_body())
     assert response.status_code == 200, response.text
 
-    def team_b_spend_recorded() -> bool:
-        return any("{team-b}" in key and ":spend:" in key for key in fresh.redis_keys())
+    def team_b_spent() -> tuple[int, float] | None:
+        counted = fresh.counters("team-b")
+        return counted if counted[1] > before["team-b"][1] else None
 
-    wait_for(team_b_spend_recorded, what="team-b's spend in Redis", timeout=10)
-    client = redis.Redis.from_url(fresh.valkey.url)
-    try:
-        for key in fresh.redis_keys():
-            if "{team-a}" in key and ":rl:" in key:
-                assert int(client.hget(key, "r") or 0) >= 4
-            if "{team-b}" in key and ":rl:" in key:
-                assert int(client.hget(key, "r") or 0) <= 1 + len(before)
-    finally:
-        client.close()
+    requests_b, _ = wait_for(team_b_spent, what="team-b's spend in Redis", timeout=10)
+    assert requests_b >= 1
 
 
 # --- only catalog URLs, only router-set headers -------------------------------------------

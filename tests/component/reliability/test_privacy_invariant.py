@@ -4,21 +4,24 @@ fallback.
 
 Hypothesis generates both sides. Requests: data-class headers (none, one, or two), the tenant's
 default class, PII of every type the detectors know (validated values: Luhn-valid cards, mod-97
-IBANs, real country codes...) in the system prompt, a user message, a content part, an assistant
-turn, tool-call arguments or a tool result; `auto` or a pinned backend; streamed or not; images,
-tools, JSON mode. Backend health: every upstream healthy, slow, answering 500/503/429, dropping
-the connection, refusing it (server stopped), or cutting a stream before or after its first
-event; in-cluster backends scaled to zero (and perhaps becoming ready while a request waits);
-failures seen just before, which leave a backend in cooldown, one failure short of it, or past
-its end. The upstreams' connections and the router's connection pool carry over from example to
-example; the router's shared state does not, so that each example replays the same way.
+IBANs, real country codes...), in ASCII, full-width or another script's digits, in the system
+or developer prompt, a user message, a content part, an assistant turn or refusal, tool-call
+arguments, a tool result, a tool definition, a response schema, predicted output or the `user`
+field; `auto` or a pinned backend; streamed or not; images, tools, JSON mode.
+
+Backend health: every upstream healthy, slow, answering 500/503/429, dropping the connection,
+refusing it (server stopped), or cutting a stream before or after its first event; in-cluster
+backends scaled to zero (and perhaps becoming ready while a request waits); failures seen just
+before, which leave a backend in cooldown, one failure short of it, or past its end. The
+upstreams' connections and the router's connection pool carry over from example to example; the
+router's shared state does not, so that each example replays the same way.
 
 Each example sends its requests, concurrently, through the real router app (`create_app`, in
 process over `httpx.ASGITransport`) to real loopback upstreams on 127.0.0.1, then looks for each
-request's sentinel (a unique word inside its prompt) in every body each upstream received. The
-external backends include the cheapest one, so a request that may leave the cluster normally
-does: the run asserts that many public requests did reach an external upstream, so the property
-is not vacuous.
+request's sentinel (a unique word inside its prompt) in every body each upstream received, and
+for the PII values themselves in every external one. The cheapest backend is external, so a
+request that may leave the cluster normally does: the run asserts that many did reach an external
+upstream, so the property is not vacuous.
 """
 
 from __future__ import annotations
@@ -623,8 +626,6 @@ def needed_capabilities(case: RequestCase) -> frozenset[str]:
 class Expectation:
     status: int | None  # an exact status, or None for "200 or 503"
     allowed: frozenset[str]  # the backends the request may reach at all
-    eligible_now: frozenset[str]  # allowed and ready and not cooling down at decision time
-    ready_later: frozenset[str]  # allowed but for readiness, made ready during the request
 
 
 def expect(
@@ -634,10 +635,10 @@ def expect(
     try:
         stays = must_stay_in_cluster(case)
     except ValueError:
-        return Expectation(400, nothing, nothing, nothing)
+        return Expectation(400, nothing)
     tenant = case.tenant_spec
     if case.model != "auto" and case.model not in BACKEND_BY_NAME:
-        return Expectation(404, nothing, nothing, nothing)
+        return Expectation(404, nothing)
     candidates = [case.model] if case.model != "auto" else list(BACKEND_BY_NAME)
     candidates = [
         name
@@ -645,19 +646,19 @@ def expect(
         if tenant.allowed_backends is None or name in tenant.allowed_backends
     ]
     if not candidates:  # a tenant cannot see the backends it may not use
-        return Expectation(404, nothing, nothing, nothing)
+        return Expectation(404, nothing)
     permitted = [name for name in candidates if not (stays and BACKEND_BY_NAME[name].external)]
     if not permitted:
-        return Expectation(403, nothing, nothing, nothing)
+        return Expectation(403, nothing)
     needed = needed_capabilities(case)
     capable = frozenset(name for name in permitted if needed <= BACKEND_BY_NAME[name].capabilities)
     healthy = frozenset(name for name in capable if name not in cooling_down)
     eligible_now = frozenset(name for name in healthy if world.conditions[name].ready)
+    # With nothing eligible, the request waits for a backend scaled to zero to become ready.
     later = (healthy - eligible_now) if ready_later and not eligible_now else nothing
-    stream = case.stream
-    if any(not world.conditions[name].fails(stream) for name in eligible_now | later):
-        return Expectation(200, capable, eligible_now, later)
-    return Expectation(None, capable, eligible_now, later)
+    if any(not world.conditions[name].fails(case.stream) for name in eligible_now | later):
+        return Expectation(200, capable)
+    return Expectation(None, capable)
 
 
 # --------------------------------------------------------------------------- the harness
@@ -689,6 +690,7 @@ class Tally:
     reached_external: Counter[str] = dataclasses.field(default_factory=Counter)
     pii_types: Counter[str] = dataclasses.field(default_factory=Counter)
     pii_places: Counter[str] = dataclasses.field(default_factory=Counter)
+    pii_scripts: Counter[str] = dataclasses.field(default_factory=Counter)
     faults: Counter[str] = dataclasses.field(default_factory=Counter)
     # Requests that had a fault-free backend they could use, and those of them answered 200.
     healthy_path: Counter[str] = dataclasses.field(default_factory=Counter)
@@ -705,6 +707,7 @@ class Tally:
         ]
         lines.append(f"PII types: {dict(sorted(self.pii_types.items()))}")
         lines.append(f"PII places: {dict(sorted(self.pii_places.items()))}")
+        lines.append(f"PII written in: {dict(sorted(self.pii_scripts.items()))}")
         lines.append(f"backend conditions: {dict(sorted(self.faults.items()))}")
         return "\n".join(lines)
 
@@ -973,7 +976,7 @@ def check(
     outcome: Outcome, reached: frozenset[str], expected: Expectation, exact: bool, world: World
 ) -> None:
     case = outcome.case
-    label = f"{request_kind(case) if expected.status != 400 else 'invalid header'}"
+    label = request_kind(case) if expected.status != 400 else "invalid header"
     left = reached & set(EXTERNAL)
     if expected.status == 400 or must_stay_in_cluster(case):
         # The invariant itself, whatever the outcome.
@@ -1044,6 +1047,7 @@ def test_no_confidential_or_pii_request_ever_reaches_an_external_upstream(
             for sample in case.pii:
                 tally.pii_types[sample.type.value] += 1
                 tally.pii_places[sample.place] += 1
+                tally.pii_scripts[sample.form.partition(", ")[2] or "ascii"] += 1
             event(f"{kind} -> {outcome.status}{where}")
         # Whatever request a value came from, no external upstream may see PII.
         assert not harness.external_pii(cases)

@@ -279,15 +279,16 @@ class _Judgement:
 
     # VerdictSource
 
-    def eligible(self, count: int) -> tuple[CandidateVerdict, ...]:
+    def eligible(self, start: int, stop: int) -> tuple[CandidateVerdict, ...]:
+        tier_reasons, tiers = self.tier_reasons, self.tiers
+        backends, costs = self.eligible_backends, self.costs
         verdicts = []
-        for rank, index in enumerate(self.order[:count]):
-            latency, prebuilt = self.tier_reasons[0 if self.tiers is None else self.tiers[index]]
+        for rank, index in enumerate(self.order[start:stop], start):
+            latency, prebuilt = tier_reasons[0 if tiers is None else tiers[index]]
             reasons = (
                 prebuilt[rank] if rank < _MAX_PREBUILT_RANK else _eligible_reasons(latency, rank)
             )
-            backend = self.eligible_backends[index]
-            verdicts.append(_verdict(backend.name, True, reasons, self.costs[index]))
+            verdicts.append(_verdict(backends[index].name, True, reasons, costs[index]))
         return tuple(verdicts)
 
     def ineligible(self) -> tuple[CandidateVerdict, ...]:

@@ -113,8 +113,8 @@ class VerdictSource(Protocol):
     @property
     def eligible_count(self) -> int: ...
 
-    def eligible(self, count: int) -> tuple[CandidateVerdict, ...]:
-        """The first `count` eligible verdicts (fewer if fewer are eligible), in order."""
+    def eligible(self, start: int, stop: int) -> tuple[CandidateVerdict, ...]:
+        """The eligible verdicts from rank `start` up to `stop` (or the last one), in order."""
         ...
 
     def ineligible(self) -> tuple[CandidateVerdict, ...]:
@@ -241,7 +241,7 @@ class Decision:
         source = self._source
         if source is None or len(built) >= min(count, source.eligible_count):
             return built[:count]
-        built = source.eligible(count)
+        built += source.eligible(len(built), count)
         _set_slot(self, "_eligible", built)
         return built
 

@@ -142,15 +142,20 @@ def decide(
         * _PER_MILLION
         for backend in eligible
     ]
+    balanced = settings.cost_preference is CostPreference.BALANCED
+    target_ms = settings.latency_target_ms
+    ttfts = (
+        [backend.predicted_ttft_ms for backend in eligible]
+        if balanced or target_ms is not None
+        else []
+    )
     # 5. cost
     order = sorted(range(len(eligible)), key=costs.__getitem__)
-    if settings.cost_preference is CostPreference.BALANCED:
-        order.sort(key=_balanced_scores(eligible, costs).__getitem__)
+    if balanced:
+        order.sort(key=_balanced_scores(costs, ttfts).__getitem__)
     # 4. latency
-    target_ms = settings.latency_target_ms
     tiers: list[int] | None = None
     if target_ms is not None:
-        ttfts = [backend.predicted_ttft_ms for backend in eligible]
         tiers = [
             _UNMEASURED if ttft is None else _MEETS_TARGET if ttft <= target_ms else _OVER_TARGET
             for ttft in ttfts
@@ -396,13 +401,12 @@ _CONFIDENTIAL_FAILURE_REASONS = tuple(
 )
 
 
-def _balanced_scores(eligible: list[BackendSnapshot], costs: list[float]) -> list[float]:
-    """Each backend's mean of normalised cost and normalised TTFT, for BALANCED.
+def _balanced_scores(costs: list[float], ttfts: list[float | None]) -> list[float]:
+    """Each eligible backend's mean of normalised cost and normalised TTFT, for BALANCED.
 
     Both are divided by their highest value among the eligible backends; an unmeasured TTFT
     counts as the highest.
     """
-    ttfts = [backend.predicted_ttft_ms for backend in eligible]
     highest_cost = max(costs, default=0.0)
     highest_ttft = max([ttft for ttft in ttfts if ttft is not None], default=0.0)
     cost_weight = 0.5 / highest_cost if highest_cost > 0 else 0.0

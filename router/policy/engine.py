@@ -212,7 +212,8 @@ class _Judgement:
         data_class: DataClass,
     ) -> None:
         confidential = data_class is DataClass.CONFIDENTIAL
-        self.backends = backends
+        # A copy (none if already a tuple): the verdicts built later must see these backends.
+        self.backends = tuple(backends)
         self.pinned = features.pinned_backend
         self.allowed = tenant.allowed_backends
         self.in_cluster_only = confidential or tenant.in_cluster_only

@@ -114,3 +114,20 @@ def test_a_decision_built_from_its_verdicts_reads_them_back() -> None:
     assert decision.egress_blocked
     assert decision.policy_violation is None
     assert repr(decision).startswith("Decision(data_class=<DataClass.CONFIDENTIAL")
+
+
+def test_verdicts_built_later_describe_the_backends_decided_on() -> None:
+    backends = [
+        BackendSnapshot("llama", Location.IN_CLUSTER, frozenset(), 8_192, 0.1, 0.2),
+        BackendSnapshot("gpt-4o", Location.EXTERNAL, frozenset(), 128_000, 2.5, 10.0),
+    ]
+    decision = decide(
+        RequestFeatures(data_class=DataClass.CONFIDENTIAL),
+        backends,
+        TenantPolicy(name="team-a"),
+        PolicySettings(),
+    )
+
+    backends.clear()
+
+    assert [c.backend for c in decision.candidates] == ["llama", "gpt-4o"]

@@ -499,6 +499,10 @@ class RedisState:
             await asyncio.sleep(self._settings.probe_interval_s)
             try:
                 async with asyncio.timeout(self._call_timeout_s):
+                    # Connections pooled before the failure may lead to a server that is gone
+                    # (a restarted Redis): reused, each would fail one request and reopen the
+                    # circuit. The probe and the calls after it connect afresh.
+                    await self._redis.connection_pool.disconnect()
                     await self._redis.ping()
             except (RedisError, OSError, TimeoutError):
                 continue

@@ -12,6 +12,7 @@ The test runs for about 40 s: the 30 s outage is the requirement being tested.
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import dataclasses
 import itertools
@@ -23,6 +24,11 @@ from pathlib import Path
 import httpx
 import pytest
 import redis
+from modelplane.router.adapters.redis_state import (
+    RedisState,
+    RedisStateSettings,
+    StateUnavailableError,
+)
 
 from modelplane.testing.router_config import external_gpt4o, in_cluster_llama, router_config_text
 from modelplane.testing.router_process import (
@@ -236,6 +242,36 @@ def test_redis_killed_for_30s_under_load_keeps_serving_and_state_returns_within_
     assert after_recovery, "no load after recovery"
     assert {o.status for o in after_recovery} == {200}
     assert recovery_s <= RECOVERY_BOUND_S
+
+
+async def test_after_a_crash_of_redis_no_request_fails_on_a_connection_to_the_dead_server() -> None:
+    """Connections pooled before the crash lead to a server that is gone: once Redis answers
+    again, the router must not reuse them (each failure would reopen the circuit for a second
+    and refuse budgeted tenants again)."""
+    concurrency = 8
+    with ValkeyProcess() as server:
+        state = RedisState(RedisStateSettings(url=server.url, probe_interval_s=0.05))
+        try:
+            # Concurrent calls fill the pool with one connection each.
+            await asyncio.gather(*(state.spend("acme") for _ in range(concurrency)))
+            server.kill()
+            with pytest.raises(StateUnavailableError):
+                await state.spend("acme")
+            server.start()
+            for _ in range(200):
+                if state.available:
+                    break
+                await asyncio.sleep(0.02)
+            assert state.available, "the circuit never closed after Redis returned"
+
+            answers = await asyncio.gather(
+                *(state.spend("acme") for _ in range(concurrency)), return_exceptions=True
+            )
+
+            assert [a for a in answers if isinstance(a, BaseException)] == []
+            assert state.available
+        finally:
+            await state.aclose()
 
 
 def today(store: redis.Redis) -> str:

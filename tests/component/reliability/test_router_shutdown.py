@@ -91,9 +91,14 @@ def poll(probe_url: str, until_refused: bool) -> tuple[int | None, float]:
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
         try:
-            status = httpx.get(probe_url, timeout=2).status_code
+            status = httpx.get(probe_url, timeout=5).status_code
         except httpx.ConnectError:
             return None, time.monotonic()
+        except (httpx.ReadError, httpx.RemoteProtocolError):
+            # Taken into the listen backlog just as the listener closed: also not accepted.
+            if until_refused:
+                return None, time.monotonic()
+            raise
         if status == 503 and not until_refused:
             return status, time.monotonic()
         time.sleep(0.02)

@@ -22,7 +22,6 @@ from modelplane.router.adapters.upstream import (
     UpstreamAdapter,
     UpstreamUnavailable,
     Usage,
-    is_backend_failure,
 )
 from modelplane.router.catalog import Catalog, CatalogBackend, CatalogSource, Tenant
 from modelplane.router.config import AdapterKind, OverBudget
@@ -431,10 +430,6 @@ class RouterService:
                     reply = await adapter.stream(backend.upstream, body, request.client_wants_usage)
                 else:
                     reply = await adapter.complete(backend.upstream, body)
-                if isinstance(reply, CompletedReply) and is_backend_failure(reply.status):
-                    # e.g. a 401 for the router's own provider key: the backend failed, whatever
-                    # the adapter made of it, so it is not passed on as the client's own error.
-                    raise UpstreamUnavailable(f"HTTP {reply.status}")
             except orjson.JSONEncodeError as error:
                 # orjson reads 1,024 levels of nesting but writes only 254: such a body was
                 # accepted and cannot be forwarded, which is the client's doing, not a crash.

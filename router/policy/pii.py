@@ -371,9 +371,8 @@ def _join(groups: list[str], separators: list[str], first: int, last: int) -> st
 
 # --------------------------------------------------------------------------- payment cards
 
-_CARD_GROUPINGS = frozenset(
-    {(4, 4, 4, 4), (4, 4, 4, 4, 3), (4, 6, 5), (4, 6, 4), (4, 4, 4, 1), (4, 4, 4, 2), (4, 4, 4, 3)}
-)
+# Card numbers are printed unbroken or in groups of 4-4-4-4[-3], 4-6-5, 4-6-4 or 4-4-4-(1..3)
+# digits, one separator (space or dash) throughout.
 
 
 # Each digit doubled, the digits of the result summed (Luhn's second, fourth... digit from the end).
@@ -417,28 +416,44 @@ def is_payment_card(digits: str) -> bool:
 
 
 def _cards_in_groups(groups: list[str], separators: list[str]) -> Iterator[str]:
+    """Unbroken card numbers, and the printed card groupings that start with a 4-digit group.
+
+    Every grouping is 4-6-(4|5) or 4-4-4-(1..4)[-3] with one separator throughout, so the
+    groups after a 4 are read by position instead of extending a run group by group: this runs
+    for every cluster of every prompt.
+    """
+    count = len(groups)
     for first, group in enumerate(groups):
-        if 13 <= len(group) <= 19 and is_payment_card(group):
-            yield group
-            continue
         if len(group) != 4:
+            if 13 <= len(group) <= 19 and is_payment_card(group):
+                yield group
             continue
-        lengths = [4]
-        total = 4
-        separator = separators[first] if first < len(separators) else ""
-        if separator not in (" ", "-"):
+        if first + 2 >= count:
             continue
-        for last in range(first + 1, len(groups)):
-            if separators[last - 1] != separator:
-                break
-            lengths.append(len(groups[last]))
-            total += len(groups[last])
-            if total > 19:
-                break
-            if total >= 13 and tuple(lengths) in _CARD_GROUPINGS:
-                digits = "".join(groups[first : last + 1])
-                if is_payment_card(digits):
-                    yield _join(groups, separators, first, last)
+        separator = separators[first]
+        if separator not in (" ", "-") or separators[first + 1] != separator:
+            continue
+        second, third = len(groups[first + 1]), len(groups[first + 2])
+        if second == 6:
+            last_candidates: tuple[int, ...] = (first + 2,) if third in (4, 5) else ()
+        elif (
+            second == 4 and third == 4 and first + 3 < count and separators[first + 2] == separator
+        ):
+            fourth = len(groups[first + 3])
+            last_candidates = (first + 3,) if 1 <= fourth <= 3 else ()
+            if fourth == 4:
+                last_candidates = (first + 3,)
+                if (
+                    first + 4 < count
+                    and separators[first + 3] == separator
+                    and len(groups[first + 4]) == 3
+                ):
+                    last_candidates = (first + 3, first + 4)
+        else:
+            continue
+        for last in last_candidates:
+            if is_payment_card("".join(groups[first : last + 1])):
+                yield _join(groups, separators, first, last)
 
 
 # --------------------------------------------------------------------------- US SSN
@@ -549,25 +564,21 @@ def _iban_at(text: str, start: int) -> str | None:
 # --------------------------------------------------------------------------- IP addresses
 
 _NOT_DOT = re.compile(r"[ \-/()]+")
-_IPV4_SHAPE = re.compile(r"[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\Z")
+# A dotted quad as `ipaddress` accepts it: octets 0-255 without leading zeros ("01.02.03.04"
+# is refused). Loopback (127.0.0.0/8), "this network" (0.0.0.0/8, the unspecified address
+# included) and netmask values (255.x) identify nobody, so they are refused here too.
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9][0-9]|[0-9])"
+_HOST_IPV4 = re.compile(rf"(?!127\.|0\.|255\.){_OCTET}\.{_OCTET}\.{_OCTET}\.{_OCTET}\Z")
 
 
 def is_ipv4(value: str) -> bool:
     """A dotted quad that `ipaddress` accepts, naming a host.
 
-    `ipaddress` accepts exactly the shape below with octets of at most 255 and no leading
-    zeros ("01.02.03.04"); checking that by hand gives the same answer without building an
-    address object or raising and catching its ValueError for the many look-alikes (versions,
-    dotted dates), which cost more than the rest of the scan.
+    One regular expression gives the same answer as `ipaddress` without building an address
+    object or raising and catching its ValueError for the many look-alikes (versions, dotted
+    dates), which cost more than the rest of the scan.
     """
-    if not _IPV4_SHAPE.match(value):
-        return False
-    for octet in value.split("."):
-        if int(octet) > 255 or (octet[0] == "0" and len(octet) > 1):
-            return False
-    # Loopback (127.0.0.0/8), "this network" (0.0.0.0/8, the unspecified address included) and
-    # netmask values identify nobody.
-    return not value.startswith(("127.", "0.", "255."))
+    return _HOST_IPV4.match(value) is not None
 
 
 def _ipv4_in_cluster(text: str, start: int, cluster: str) -> list[str]:
@@ -828,7 +839,8 @@ _OPENAI_KEY = re.compile(
     r"sk-(?:proj-|svcacct-|admin-|ant-(?:api|admin)[0-9]{2}-)?([A-Za-z0-9_\-]+)"
 )
 _AWS_ACCESS_KEY = re.compile(r"(?:AKIA|ASIA)[A-Z2-7]{16}")
-_GITHUB_TOKEN = re.compile(r"gh[pousr]_[A-Za-z0-9]{36}|github_pat_[A-Za-z0-9_]{82}")
+# Written with the common literal "gh" first, so the regex engine scans for it at C speed.
+_GITHUB_TOKEN = re.compile(r"gh(?:[pousr]_[A-Za-z0-9]{36}|ithub_pat_[A-Za-z0-9_]{82})")
 _SLACK_TOKEN = re.compile(r"xox[abposre]-[A-Za-z0-9\-]+")
 _BEARER = re.compile(r"[Bb]earer[ \t]+([A-Za-z0-9\-._~+/]+=*)")
 # Bounded repeats: a failed attempt must not rescan the rest of a long run at every "eyJ".
@@ -842,6 +854,23 @@ _ASSIGNMENT_KEYWORDS = ("key", "secret", "token", "passw")
 _IDENTIFIER_TAIL = re.compile(r"[A-Za-z0-9_.\-]*")
 _ASSIGNED_VALUE = re.compile(
     r"[\"']?[ \t]*(?::=|=|:|=>)[ \t]*[\"'`]?([A-Za-z0-9/+_\-.~=!@#$%^&*]{12,200})"
+)
+# The same keyword, identifier tail and assignment, lowercased, as one search with a literal
+# prefix: prose says "token" and "key" often, and only this C-level search sees those that are
+# never followed by "= value", instead of a Python iteration for each occurrence. The tail is
+# read possessively and at most _GATED_TAIL characters far, so the search stays linear on any
+# input ("keykeykey..."); a longer identifier passes the gate and is read by the exact scan.
+_GATED_TAIL = 64
+_ASSIGNMENT_GATES = tuple(
+    (
+        keyword,
+        re.compile(
+            re.escape(keyword)
+            + rf"[a-z0-9_.\-]{{0,{_GATED_TAIL}}}+"
+            + r"(?:[\"']?[ \t]*(?::=|=|:|=>)[ \t]*[\"'`]?[a-z0-9/+_\-.~=!@#$%^&*]{12}|[a-z0-9_.\-])"
+        ),
+    )
+    for keyword in _ASSIGNMENT_KEYWORDS
 )
 
 
@@ -924,7 +953,9 @@ def _scan_assignments(text: str) -> Iterator[str]:
     folded = (
         text.lower() if text.isascii() else text.encode("ascii", "replace").decode("ascii").lower()
     )
-    for keyword in _ASSIGNMENT_KEYWORDS:
+    for keyword, gate in _ASSIGNMENT_GATES:
+        if gate.search(folded) is None:
+            continue
         position = folded.find(keyword)
         while position != -1:
             # The rest of the identifier holding the keyword ("OPENAI_API_KEY"), then "= value".

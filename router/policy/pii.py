@@ -141,7 +141,12 @@ def _looks_random(value: str, *, min_length: int = 16) -> bool:
 
 # --------------------------------------------------------------------------- e-mail
 
-_EMAIL_LOCAL = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~.\-]{1,64}\Z")
+_EMAIL_ATOM = r"A-Za-z0-9!#$%&'*+/=?^_`{|}~.\-"
+_EMAIL_LOCAL_MAX = 64
+# Everything up to the last character that cannot be in a local part: the local part is what
+# follows it. (Searching for "atom characters up to the @" instead tries every start position
+# in the 64 characters before each @, which costs more than the rest of the e-mail scan.)
+_BEFORE_EMAIL_LOCAL = re.compile(rf"(?s:.*)[^{_EMAIL_ATOM}]")
 _EMAIL_DOMAIN = re.compile(r"(?:[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}")
 _EMAIL_MAX_DOMAIN = 253
 _IMAGE_SCALE_LABEL = re.compile(r"[0-9]+(?:\.[0-9]+)?x\.", re.IGNORECASE)
@@ -150,10 +155,12 @@ _IMAGE_SCALE_LABEL = re.compile(r"[0-9]+(?:\.[0-9]+)?x\.", re.IGNORECASE)
 def _scan_email(text: str) -> Iterator[str]:
     at = text.find("@")
     while at != -1:
-        local_match = _EMAIL_LOCAL.search(text, max(0, at - 64), at)
+        window_start = max(0, at - _EMAIL_LOCAL_MAX)
+        before_local = _BEFORE_EMAIL_LOCAL.match(text, window_start, at)
+        local_start = before_local.end() if before_local is not None else window_start
         domain_match = _EMAIL_DOMAIN.match(text, at + 1, at + 1 + _EMAIL_MAX_DOMAIN)
-        if local_match and domain_match:
-            local = local_match.group()
+        if local_start < at and domain_match:
+            local = text[local_start:at]
             # The local part found may have started mid-token ("x<>a@b.c"); trim leading dots.
             local = local.lstrip(".")
             domain = domain_match.group()
@@ -275,10 +282,11 @@ def _scan_numeric(text: str, ascii_text: bytes, wanted: _Wanted) -> Iterator[Pii
         start, end = candidate.span()
         if _cannot_be_numeric_pii(text, start, candidate.group()):
             continue
-        if iban_spans:
-            start = max(
-                [last for first, last in iban_spans if first <= start < last], default=start
-            )
+        # A candidate starting inside a found IBAN resumes after it (after the last such IBAN).
+        candidate_start = start
+        for first, last in iban_spans:
+            if first <= candidate_start < last and last > start:
+                start = last
         for cluster_match in _CLUSTER.finditer(text, start, end):
             cluster_start, cluster_end = cluster_match.span()
             if cluster_end - cluster_start >= _MIN_NUMERIC_CLUSTER:
@@ -355,7 +363,7 @@ def _validate_cluster(
             PiiMatch(PiiType.US_SSN, ssn)
             for ssn in _ssns_in_groups(text, start, groups, separators)
         )
-    if wanted.phone:
+    if wanted.phone and (before == "+" or _PHONE_LAYOUT.search(cluster)):
         phone = _phone_in_cluster(text, start, groups, separators)
         if phone is not None:
             hits.append(PiiMatch(PiiType.PHONE, phone))
@@ -713,6 +721,10 @@ def _looks_like_date(value: str) -> bool:
 
 
 _MAX_PHONE_GROUPS = 8
+# What every phone number without a "+" holds (see _national_phone): a group starting with 0
+# (trunk prefix, or "00" international prefix) or the NANP 3-3-4 layout. Looked for at C speed,
+# so cards, IP addresses and most references never reach the phone parser.
+_PHONE_LAYOUT = re.compile(r"(?<![0-9])(?:0|[0-9]{3}[^0-9]+[0-9]{3}[^0-9]+[0-9]{4}(?![0-9]))")
 
 
 def _phone_in_cluster(
@@ -969,19 +981,20 @@ def _scan_assignments(text: str) -> Iterator[str]:
 
 
 # Each scanner behind the literal its credentials start with, so a prompt without that literal
-# costs one substring search and no generator.
-_TOKEN_CREDENTIAL_SCANNERS: tuple[tuple[str, Callable[[str], Iterator[str]]], ...] = (
-    ("sk-", _scan_openai_keys),
-    ("IA", _scan_aws_keys),  # AKIA, ASIA
-    ("gh", _scan_github_tokens),
-    ("xox", _scan_slack_tokens),
-    ("eyJ", _scan_jwts),
-    ("earer", _scan_bearer_tokens),
-    ("", _scan_assignments),
+# costs one substring search and no generator. Every credential but a PEM block holds a run of
+# at least 16 characters from _TOKEN_CHARS (the scanners require that much); the literals marked
+# True lie inside that run (the whole match is token characters), so they are looked for in the
+# long runs only, usually a few dozen characters instead of the whole prompt. "Bearer" and an
+# assignment's keyword are separated from their value by a space or quote, so the whole text.
+_TOKEN_CREDENTIAL_SCANNERS: tuple[tuple[str, bool, Callable[[str], Iterator[str]]], ...] = (
+    ("sk-", True, _scan_openai_keys),
+    ("IA", True, _scan_aws_keys),  # AKIA, ASIA
+    ("gh", True, _scan_github_tokens),
+    ("xox", True, _scan_slack_tokens),
+    ("eyJ", True, _scan_jwts),
+    ("earer", False, _scan_bearer_tokens),
+    ("", False, _scan_assignments),
 )
-# Every credential but a PEM block holds a run of at least 16 characters from this set (the
-# scanners above require that much), so prose without such a run skips them all after one
-# translate and one substring search.
 _TOKEN_CHARS = frozenset(
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-+/=.~!@#$%^&*"
 )
@@ -989,13 +1002,28 @@ _TOKEN_MAP = bytes(ord("w") if chr(code) in _TOKEN_CHARS else ord(" ") for code 
 _LONG_TOKEN = b"w" * 16
 
 
+def _long_token_runs(ascii_text: bytes) -> Iterator[tuple[int, int]]:
+    """The spans of runs of 16 or more token characters, found by bytes.find at C speed."""
+    token_map = ascii_text.translate(_TOKEN_MAP)
+    start = token_map.find(_LONG_TOKEN)
+    while start != -1:
+        end = token_map.find(b" ", start + len(_LONG_TOKEN))
+        if end == -1:
+            yield start, len(token_map)
+            return
+        yield start, end
+        start = token_map.find(_LONG_TOKEN, end)
+
+
 def _scan_credentials(text: str, ascii_text: bytes) -> Iterator[str]:
     if "PRIVATE KEY" in text:
         yield from _scan_private_keys(text)
-    if _LONG_TOKEN not in ascii_text.translate(_TOKEN_MAP):
+    # One byte per character in ascii_text, so the map's spans are the text's.
+    long_runs = " ".join([text[start:end] for start, end in _long_token_runs(ascii_text)])
+    if not long_runs:
         return
-    for literal, scanner in _TOKEN_CREDENTIAL_SCANNERS:
-        if literal in text:
+    for literal, inside_long_run, scanner in _TOKEN_CREDENTIAL_SCANNERS:
+        if literal in (long_runs if inside_long_run else text):
             yield from scanner(text)
 
 

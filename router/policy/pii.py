@@ -287,12 +287,16 @@ def _scan_numeric(text: str, ascii_text: bytes, wanted: _Wanted) -> Iterator[Pii
         for first, last in iban_spans:
             if first <= candidate_start < last and last > start:
                 start = last
-        for cluster_match in _CLUSTER.finditer(text, start, end):
+        # The clusters of the candidate, as finditer would give them, without building an
+        # iterator for the one cluster most candidates are.
+        cluster_match = _CLUSTER.search(text, start, end)
+        while cluster_match is not None:
             cluster_start, cluster_end = cluster_match.span()
             if cluster_end - cluster_start >= _MIN_NUMERIC_CLUSTER:
                 _validate_cluster(
                     text, cluster_start, cluster_end, cluster_match.group(), wanted, hits
                 )
+            cluster_match = _CLUSTER.search(text, cluster_end, end)
         if hits:
             yield from hits
             hits.clear()
@@ -566,7 +570,9 @@ def _iban_at(text: str, start: int) -> str | None:
     if match is None or _is_word_char(_char_at(text, match.end())):
         return None
     candidate = match.group()
-    return candidate if is_iban(candidate) else None
+    # The pattern already holds everything is_iban checks but the checksum: the country's
+    # length, upper-case ASCII letters and digits, digits after the country code.
+    return candidate if iban_checksum_valid(candidate.replace(" ", "")) else None
 
 
 # --------------------------------------------------------------------------- IP addresses

@@ -990,8 +990,8 @@ def _scan_assignments(text: str) -> Iterator[str]:
 # costs one substring search and no generator. Every credential but a PEM block holds a run of
 # at least 16 characters from _TOKEN_CHARS (the scanners require that much); the literals marked
 # True lie inside that run (the whole match is token characters), so they are looked for in the
-# long runs only, usually a few dozen characters instead of the whole prompt. "Bearer" and an
-# assignment's keyword are separated from their value by a space or quote, so the whole text.
+# long runs only, usually a few dozen characters instead of the whole prompt. "Bearer" is
+# separated from its token by a space, so it is looked for in the whole text.
 _TOKEN_CREDENTIAL_SCANNERS: tuple[tuple[str, bool, Callable[[str], Iterator[str]]], ...] = (
     ("sk-", True, _scan_openai_keys),
     ("IA", True, _scan_aws_keys),  # AKIA, ASIA
@@ -999,38 +999,64 @@ _TOKEN_CREDENTIAL_SCANNERS: tuple[tuple[str, bool, Callable[[str], Iterator[str]
     ("xox", True, _scan_slack_tokens),
     ("eyJ", True, _scan_jwts),
     ("earer", False, _scan_bearer_tokens),
-    ("", False, _scan_assignments),
 )
 _TOKEN_CHARS = frozenset(
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-+/=.~!@#$%^&*"
 )
 _TOKEN_MAP = bytes(ord("w") if chr(code) in _TOKEN_CHARS else ord(" ") for code in range(256))
 _LONG_TOKEN = b"w" * 16
+# How far back from a run an assignment operator is looked for before giving up and scanning.
+_OPERATOR_LOOKBACK = 64
 
 
-def _long_token_runs(ascii_text: bytes) -> Iterator[tuple[int, int]]:
+def _long_token_runs(ascii_text: bytes) -> list[tuple[int, int]]:
     """The spans of runs of 16 or more token characters, found by bytes.find at C speed."""
     token_map = ascii_text.translate(_TOKEN_MAP)
+    runs = []
     start = token_map.find(_LONG_TOKEN)
     while start != -1:
         end = token_map.find(b" ", start + len(_LONG_TOKEN))
         if end == -1:
-            yield start, len(token_map)
-            return
-        yield start, end
+            runs.append((start, len(token_map)))
+            break
+        runs.append((start, end))
         start = token_map.find(_LONG_TOKEN, end)
+    return runs
+
+
+def _may_be_assigned(text: str, start: int, end: int) -> bool:
+    """Whether a long run may hold the value of `name = value` (see _ASSIGNED_VALUE).
+
+    The value (16+ token characters) either starts the run, right after an operator that may be
+    followed by blanks and one quote, or follows a "=" inside the run ("key=value", ":=").
+    """
+    if text.find("=", start, end - len(_LONG_TOKEN)) != -1:
+        return True
+    window_start = max(0, start - _OPERATOR_LOOKBACK)
+    before = text[window_start:start]
+    if before.endswith(('"', "'", "`")):
+        before = before[:-1]
+    before = before.rstrip(" \t")
+    if not before:
+        return window_start > 0  # only blanks as far as looked: the operator may be further
+    return before.endswith(("=", ":", ">"))
 
 
 def _scan_credentials(text: str, ascii_text: bytes) -> Iterator[str]:
     if "PRIVATE KEY" in text:
         yield from _scan_private_keys(text)
     # One byte per character in ascii_text, so the map's spans are the text's.
-    long_runs = " ".join([text[start:end] for start, end in _long_token_runs(ascii_text)])
-    if not long_runs:
+    runs = _long_token_runs(ascii_text)
+    if not runs:
         return
+    long_runs = " ".join([text[start:end] for start, end in runs])
     for literal, inside_long_run, scanner in _TOKEN_CREDENTIAL_SCANNERS:
         if literal in (long_runs if inside_long_run else text):
             yield from scanner(text)
+    # An assigned secret is a long run after an assignment operator; prose runs (hashes, ids,
+    # addresses) mostly follow a word, which this tells without searching for the keywords.
+    if any(_may_be_assigned(text, start, end) for start, end in runs):
+        yield from _scan_assignments(text)
 
 
 # --------------------------------------------------------------------------- public API

@@ -218,6 +218,11 @@ def _after_order_word(text: str, start: int) -> bool:
 
 
 def _after_version_word(text: str, start: int) -> bool:
+    # Every version word but "release" and "build" holds a "v"; most windows hold none of them,
+    # which three substring tests tell before any splitting into words.
+    window = text[max(0, start - _CONTEXT_CHARS) : start].lower()
+    if "v" not in window and "release" not in window and "build" not in window:
+        return False
     words = _words_before(text, start, 1)
     return bool(words) and words[0] in _VERSION_WORDS
 

@@ -321,11 +321,15 @@ def _cannot_be_numeric_pii(text: str, start: int, mapped: bytes) -> bool:
     if core.count(b".") >= 3:
         return False
     digit_count = core.count(b"0")
-    international = text[start - 1 : start] == "+" or text.startswith("00", start)
-    if digit_count < 9:
-        return digit_count < 8 or not international
+    if digit_count < 8:
+        return True
+    # Whether the number is written international ("+..." or "00..."), read only when it matters.
+    if digit_count == 8:
+        return not (text[start - 1 : start] == "+" or text.startswith("00", start))
     if digit_count == len(core):
-        return not (international or digit_count == 9 or 13 <= digit_count <= 19)
+        if digit_count == 9 or 13 <= digit_count <= 19:
+            return False
+        return not (text[start - 1 : start] == "+" or text.startswith("00", start))
     return _MAPPED_ISO_DATE.fullmatch(core) is not None
 
 

@@ -368,14 +368,11 @@ def _validate_cluster(
     if digit_count < (8 if international else 9):
         return  # shorter than any card, SSN or phone number
     if wanted.payment_card and digit_count >= 13:
-        hits.extend(
-            PiiMatch(PiiType.PAYMENT_CARD, card) for card in _cards_in_groups(groups, separators)
-        )
+        for card in _cards_in_groups(groups, separators):
+            hits.append(PiiMatch(PiiType.PAYMENT_CARD, card))
     if wanted.us_ssn and (_SSN_LAYOUT.search(cluster) or digit_count == 9):
-        hits.extend(
-            PiiMatch(PiiType.US_SSN, ssn)
-            for ssn in _ssns_in_groups(text, start, groups, separators)
-        )
+        for ssn in _ssns_in_groups(text, start, groups, separators):
+            hits.append(PiiMatch(PiiType.US_SSN, ssn))
     if wanted.phone and (before == "+" or _PHONE_LAYOUT.search(cluster)):
         phone = _phone_in_cluster(text, start, groups, separators)
         if phone is not None:

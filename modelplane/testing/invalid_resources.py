@@ -29,7 +29,7 @@ from typing import Any
 from modelplane.api.schema import load_crds
 from modelplane.operator.reconcile import ReconcileOptions
 from modelplane.testing.crd_admission import admission_errors
-from modelplane.testing.kube import EmulatedCluster, KubeHttpClient
+from modelplane.testing.kube import EmulatedCluster, KubeHttpClient, wait_for
 from modelplane.testing.operator import (
     condition,
     external_model,
@@ -529,16 +529,22 @@ def observe_operator(
                 kube.create(case.body(namespace), namespace)
             conditions = _wait_for_conditions(kube, cases, namespace, timeout_s)
             kube.create(model_deployment(VALID_MODEL_DEPLOYMENT, namespace), namespace)
-            reconciled = _wait(
-                lambda: (
-                    kube.get("Deployment", namespace, VALID_MODEL_DEPLOYMENT) is not None
-                    and condition(
-                        kube.get("ModelDeployment", namespace, VALID_MODEL_DEPLOYMENT), "Ready"
-                    ).get("reason")
-                    == "NoReplicaReady"
-                ),
-                timeout_s,
-            )
+            try:
+                wait_for(
+                    lambda: (
+                        kube.get("Deployment", namespace, VALID_MODEL_DEPLOYMENT) is not None
+                        and condition(
+                            kube.get("ModelDeployment", namespace, VALID_MODEL_DEPLOYMENT), "Ready"
+                        ).get("reason")
+                        == "NoReplicaReady"
+                    ),
+                    timeout=timeout_s,
+                    interval=0.1,
+                    what="the valid ModelDeployment reconciled",
+                )
+                reconciled = True
+            except TimeoutError:
+                reconciled = False
     finally:
         kube.close()
     return OperatorReport(conditions, reconciled, runner.output)
@@ -567,17 +573,6 @@ def _wait_for_conditions(
             break
         time.sleep(0.1)
     return conditions
-
-
-def _wait(probe: Callable[[], bool], timeout_s: float) -> bool:
-    deadline = time.monotonic() + timeout_s
-    for _ in range(int(timeout_s / 0.1) + 1):
-        if probe():
-            return True
-        if time.monotonic() >= deadline:
-            break
-        time.sleep(0.1)
-    return False
 
 
 def _cell(text: str, limit: int = 140) -> str:

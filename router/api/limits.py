@@ -15,8 +15,7 @@ process takes on before it knows who is asking:
 
 from __future__ import annotations
 
-import orjson
-from modelplane.router.api.chat import send_error
+from modelplane.router.api.chat import error_body, send_error
 from modelplane.router.errors import RouterError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -74,15 +73,16 @@ def _with_retry_after(send: Send) -> Send:
     return sending
 
 
+class HeadersTooLarge(
+    RouterError, status=431, type="invalid_request_error", code="headers_too_large"
+):
+    """The request line and headers exceed the process's bound."""
+
+
 def _header_error(max_header_bytes: int) -> bytes:
-    body = orjson.dumps(
-        {
-            "error": {
-                "message": f"the request line and headers exceed {max_header_bytes} bytes",
-                "type": "invalid_request_error",
-                "code": "headers_too_large",
-            }
-        }
+    """The whole 431 response, written by the protocol itself: the app never sees the request."""
+    body = error_body(
+        HeadersTooLarge(f"the request line and headers exceed {max_header_bytes} bytes")
     )
     return (
         b"HTTP/1.1 431 Request Header Fields Too Large\r\n"

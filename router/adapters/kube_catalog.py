@@ -222,6 +222,7 @@ def catalog_from_resources(
             problems.append(f"ExternalModel {key}: {error}")
 
     tenants: list[TenantConfig] = []
+    tenant_names: set[str] = set()
     policy: PolicyConfig | None = None
     for key, body in sorted(resources.routing_policies.items()):
         routing = parse(RoutingPolicy, key, body)
@@ -240,7 +241,7 @@ def catalog_from_resources(
                 "settings come from the first valid RoutingPolicy by name"
             )
         for tenant in policy_spec.tenants:
-            if tenant.name in {known.name for known in tenants}:
+            if tenant.name in tenant_names:
                 # Limits and spend are counted per tenant name: a second tenant of that name
                 # would spend the first one's budget.
                 problems.append(
@@ -255,6 +256,7 @@ def catalog_from_resources(
                     f"{tenant.api_key_secret_ref.name!r}; it cannot authenticate"
                 )
                 continue
+            tenant_names.add(tenant.name)
             tenants.append(
                 TenantConfig(
                     name=tenant.name,

@@ -40,9 +40,9 @@ import asyncio
 import re
 import ssl
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import cast
+from typing import TypeVar, cast
 from urllib.parse import urlsplit
 
 import httptools
@@ -60,6 +60,9 @@ _NO_BODY_STATUSES = frozenset({204, 304})
 # chunked encoding's last frame: wait for that much, that long, to keep the connection.
 _DRAIN_LIMIT_BYTES = 64 * 1024
 _DRAIN_TIMEOUT_S = 2.0
+
+
+_Answer = TypeVar("_Answer", "Response", "StreamingResponse")
 
 
 class HttpClientError(Exception):
@@ -160,32 +163,33 @@ class Http1Client:
 
     async def post(self, endpoint: Endpoint, body: bytes) -> Response:
         """POST `body` and read the whole response."""
-        payload = endpoint.request(body)
-        connection = self._take_idle(endpoint.origin)
-        if connection is not None:
-            try:
-                return await connection.exchange(payload, endpoint.read_timeout_s)
-            except HttpClientError:
-                if not connection.failed_stale:
-                    raise
-        connection = await self._connect(endpoint)
-        return await connection.exchange(payload, endpoint.read_timeout_s)
+        return await self._send(endpoint, body, _Connection.exchange)
 
     async def post_streaming(self, endpoint: Endpoint, body: bytes) -> StreamingResponse:
         """POST `body` and return once the response's status and headers have arrived.
 
         The caller must `aclose()` the response.
         """
+        return await self._send(endpoint, body, _Connection.open_stream)
+
+    async def _send(
+        self,
+        endpoint: Endpoint,
+        body: bytes,
+        start: Callable[[_Connection, bytes, float | None], Awaitable[_Answer]],
+    ) -> _Answer:
+        """`start` the exchange on a pooled connection, or a new one; a pooled connection that
+        turns out stale is replaced once (see the module's docstring)."""
         payload = endpoint.request(body)
         connection = self._take_idle(endpoint.origin)
         if connection is not None:
             try:
-                return await connection.open_stream(payload, endpoint.read_timeout_s)
+                return await start(connection, payload, endpoint.read_timeout_s)
             except HttpClientError:
                 if not connection.failed_stale:
                     raise
         connection = await self._connect(endpoint)
-        return await connection.open_stream(payload, endpoint.read_timeout_s)
+        return await start(connection, payload, endpoint.read_timeout_s)
 
     @property
     def idle_connections(self) -> int:

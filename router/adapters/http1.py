@@ -13,10 +13,10 @@ like the benchmark's load generator:
 - responses are framed by Content-Length, chunked encoding, or the connection closing;
 - a streamed body is buffered up to `stream_buffer_bytes`, then the socket stops being read until
   the consumer catches up; a whole body is refused past `max_body_bytes`;
-- timeouts are aiohttp's `ClientTimeout(total=None, sock_connect=t, sock_read=t)`: connecting
-  (TLS handshake included) may take `connect_timeout_s`, and while a response is awaited no more
-  than `read_timeout_s` may pass between two reads (time the consumer keeps reading paused does
-  not count);
+- timeouts bound silence, not a whole exchange, since a long generation may stream for minutes:
+  connecting (TLS handshake included) may take `connect_timeout_s`, and while a response is
+  awaited no more than `read_timeout_s` may pass between two reads (time the consumer keeps
+  reading paused does not count);
 - a connection goes back to the pool only once its response was read to the end and the server
   allows keep-alive; otherwise it is closed, since unread bytes would corrupt the next exchange.
 

@@ -41,14 +41,14 @@ from modelplane.router.policy.engine import (
     CAPABILITY_OK,
     HEALTH_NO_READY_REPLICA,
     PINNED_OTHER_BACKEND,
-    PRIVACY_EXTERNAL_BLOCKED,
     PRIVACY_OK,
-    PRIVACY_TENANT_IN_CLUSTER_ONLY,
     TENANT_NOT_ALLOWED,
     decide,
 )
 from modelplane.router.policy.features import extract_features
 from modelplane.router.policy.types import (
+    PRIVACY_EXTERNAL_BLOCKED,
+    PRIVACY_TENANT_IN_CLUSTER_ONLY,
     BackendSnapshot,
     DataClass,
     Decision,

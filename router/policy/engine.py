@@ -36,6 +36,8 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from modelplane.router.policy.types import (
+    PRIVACY_EXTERNAL_BLOCKED,
+    PRIVACY_TENANT_IN_CLUSTER_ONLY,
     BackendSnapshot,
     CandidateVerdict,
     Capability,
@@ -48,12 +50,10 @@ from modelplane.router.policy.types import (
     TenantPolicy,
 )
 
-# Per-backend reason codes.
+# Per-backend reason codes (the two privacy failures are defined in types.py).
 PINNED_OTHER_BACKEND = "pinned:other-backend"
 TENANT_NOT_ALLOWED = "tenant:not-allowed"
 PRIVACY_OK = "privacy:ok"
-PRIVACY_EXTERNAL_BLOCKED = "privacy:external-blocked"
-PRIVACY_TENANT_IN_CLUSTER_ONLY = "privacy:tenant-in-cluster-only"
 CAPABILITY_OK = "capability:ok"
 CAPABILITY_CONTEXT_TOO_SMALL = "capability:context-too-small"
 CAPABILITY_NO_IMAGES = "capability:no-images"

@@ -174,7 +174,7 @@ class Decision:
             reasons,
             policy_violation,
             egress_blocked=any(
-                reason in _PRIVACY_FAILURES
+                reason in PRIVACY_FAILURES
                 for candidate in candidates
                 for reason in candidate.reasons
             ),
@@ -279,5 +279,8 @@ class Decision:
 
 # Decision is immutable from outside; it writes its own slots (once, or to cache verdicts).
 _set_slot = object.__setattr__
-# The engine's privacy failure codes (router/policy/engine.py), which this module cannot import.
-_PRIVACY_FAILURES = frozenset({"privacy:external-blocked", "privacy:tenant-in-cluster-only"})
+# The privacy stage's failure codes. Defined here, with the other reason codes re-exported by
+# router/policy/engine.py, because a Decision reads them to tell whether privacy blocked egress.
+PRIVACY_EXTERNAL_BLOCKED = "privacy:external-blocked"
+PRIVACY_TENANT_IN_CLUSTER_ONLY = "privacy:tenant-in-cluster-only"
+PRIVACY_FAILURES = frozenset({PRIVACY_EXTERNAL_BLOCKED, PRIVACY_TENANT_IN_CLUSTER_ONLY})

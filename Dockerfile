@@ -1,7 +1,9 @@
 # The one image the Helm chart runs for both the operator and the router:
 #   modelplane operator run ...   |   modelplane router serve ...
 # Runs as uid/gid 10001 (the chart's securityContext) and needs no writable path but /tmp.
-FROM python:3.11-slim AS build
+# The full image, not slim: it has the C compiler the native PII scanner is built with (without
+# one the wheel silently falls back to the slower pure-Python scanner).
+FROM python:3.11 AS build
 WORKDIR /src
 COPY pyproject.toml setup.py README.md ./
 COPY modelplane ./modelplane

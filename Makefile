@@ -4,6 +4,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# The editable install compiles the native PII scanner once; a changed C source recompiles it.
+NATIVE_SOURCES := $(wildcard router/policy/piiscan/*.[ch])
+NATIVE_STAMP := $(VENV)/.native-built
 export LITELLM_LOCAL_MODEL_COST_MAP := True
 export HF_HUB_OFFLINE := 1
 
@@ -17,7 +20,7 @@ help:
 	@echo "make test-e2e      e2e tests against the cluster KUBECONFIG points at"
 	@echo "make test-engines  real vLLM (CPU build) and Triton checks; slow, not part of make test"
 
-venv: $(STAMP)
+venv: $(STAMP) $(NATIVE_STAMP)
 
 $(STAMP): pyproject.toml setup.py
 	# -P: without it `python -m` puts this folder first on sys.path, where operator/ shadows the
@@ -26,6 +29,10 @@ $(STAMP): pyproject.toml setup.py
 	# uv resolves this dependency set in seconds where pip backtracks for many minutes.
 	$(BIN)/python -P -m pip install --quiet --disable-pip-version-check uv
 	$(BIN)/uv pip install --quiet --python $(BIN)/python -e '.[dev,demo]'
+	touch $@
+
+$(NATIVE_STAMP): $(STAMP) $(NATIVE_SOURCES)
+	$(BIN)/python -P setup.py --quiet build_ext --inplace
 	touch $@
 
 test: venv
@@ -73,7 +80,7 @@ bench-full: venv
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) .typecheck .mypy_cache .ruff_cache build *.egg-info
+	rm -rf $(VENV) .typecheck .mypy_cache .ruff_cache build *.egg-info router/policy/_piiscan.*.so
 
 # The chart ships copies of crds/ (Helm installs a chart's crds/ folder); crds/ stays the source.
 chart-crds:

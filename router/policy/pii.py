@@ -1065,7 +1065,7 @@ def _scan_credentials(text: str, ascii_text: bytes) -> Iterator[str]:
         yield from _scan_assignments(text)
 
 
-# --------------------------------------------------------------------------- public API
+# --------------------------------------------------------------------------- the scan
 
 
 def iter_pii(text: str, types: Set[PiiType] | None = None) -> Iterator[PiiMatch]:
@@ -1096,13 +1096,13 @@ def _iter_pii(text: str, wanted: _Wanted) -> Iterator[PiiMatch]:
         yield from _scan_numeric(text, ascii_text, wanted)
 
 
-def find_pii(text: str, types: Set[PiiType] | None = None) -> list[PiiMatch]:
-    """All validated hits, for explanations and tests."""
+def python_find_pii(text: str, types: Set[PiiType] | None = None) -> list[PiiMatch]:
+    """find_pii in pure Python: the reference the native scanner is tested against."""
     return list(iter_pii(text, types))
 
 
-def detect_pii(text: str, types: frozenset[PiiType] | None = None) -> frozenset[PiiType]:
-    """The PII types present in `text` (limited to `types` when given)."""
+def python_detect_pii(text: str, types: frozenset[PiiType] | None = None) -> frozenset[PiiType]:
+    """detect_pii in pure Python: the reference the native scanner is tested against."""
     wanted = _Wanted(ALL_PII_TYPES if types is None else types)
     found: set[PiiType] = set()
     for match in _iter_pii(text, wanted):
@@ -1112,3 +1112,55 @@ def detect_pii(text: str, types: frozenset[PiiType] | None = None) -> frozenset[
             if not wanted.anything():
                 break
     return frozenset(found)
+
+
+# --------------------------------------------------------------------------- native scanner
+
+try:
+    from modelplane.router.policy import _piiscan
+
+    NATIVE_SCANNER_AVAILABLE = True
+except ImportError:  # installed where no C compiler was available: pure Python, same answers
+    NATIVE_SCANNER_AVAILABLE = False
+
+# The native scanner reports types by index; it names each index's type itself.
+_NATIVE_TYPES: tuple[PiiType, ...] = (
+    tuple(PiiType(name) for name in _piiscan.TYPES) if NATIVE_SCANNER_AVAILABLE else ()
+)
+_NATIVE_BITS = {kind: 1 << index for index, kind in enumerate(_NATIVE_TYPES)}
+_NATIVE_ALL = (1 << len(_NATIVE_TYPES)) - 1
+# Every answer detect() can give, built once: a tuple index instead of a set per call.
+_NATIVE_TYPE_SETS = tuple(
+    frozenset(kind for index, kind in enumerate(_NATIVE_TYPES) if mask >> index & 1)
+    for mask in range(1 << len(_NATIVE_TYPES))
+)
+
+
+def _native_mask(types: Set[PiiType] | None) -> int:
+    if types is None:
+        return _NATIVE_ALL
+    return sum(_NATIVE_BITS[kind] for kind in types)
+
+
+def native_find_pii(text: str, types: Set[PiiType] | None = None) -> list[PiiMatch]:
+    """find_pii on the native scanner; requires NATIVE_SCANNER_AVAILABLE."""
+    hits = _piiscan.find(text, _native_mask(types), is_jwt, is_ipv6)
+    return [PiiMatch(_NATIVE_TYPES[index], value) for index, value in hits]
+
+
+def native_detect_pii(text: str, types: frozenset[PiiType] | None = None) -> frozenset[PiiType]:
+    """detect_pii on the native scanner; requires NATIVE_SCANNER_AVAILABLE."""
+    return _NATIVE_TYPE_SETS[_piiscan.detect(text, _native_mask(types), is_jwt, is_ipv6)]
+
+
+# --------------------------------------------------------------------------- public API
+
+
+def find_pii(text: str, types: Set[PiiType] | None = None) -> list[PiiMatch]:
+    """All validated hits, for explanations and tests."""
+    return python_find_pii(text, types)
+
+
+def detect_pii(text: str, types: frozenset[PiiType] | None = None) -> frozenset[PiiType]:
+    """The PII types present in `text` (limited to `types` when given)."""
+    return python_detect_pii(text, types)

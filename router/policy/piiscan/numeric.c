@@ -7,6 +7,7 @@
  */
 #include "piiscan.h"
 
+#include <stdint.h>
 #include <string.h>
 
 #define MIN_NUMERIC_CLUSTER 7 /* pii._MIN_NUMERIC_CLUSTER */
@@ -65,6 +66,27 @@ typedef struct {
 static inline bool is_digit_byte(unsigned char c) { return (unsigned char)(c - '0') < 10; }
 
 static inline bool is_upper_byte(unsigned char c) { return (unsigned char)(c - 'A') < 26; }
+
+/* The first ASCII digit in ascii[from:length], or `length`. Prose has few digits, so this skips
+ * eight characters at a time: scan->ascii holds only bytes below 0x80, so adding 0x50 (0x46)
+ * to each byte sets its top bit exactly when it is at least '0' (':'), without carries. */
+static Py_ssize_t next_digit(const unsigned char *ascii, Py_ssize_t from, Py_ssize_t length)
+{
+    const uint64_t ones = 0x0101010101010101u;
+    Py_ssize_t index = from;
+    while (index + 8 <= length) {
+        uint64_t chunk;
+        memcpy(&chunk, ascii + index, 8);
+        if (((chunk + 0x50 * ones) & ~(chunk + 0x46 * ones) & 0x80 * ones) != 0) {
+            break;
+        }
+        index += 8;
+    }
+    while (index < length && (unsigned char)(ascii[index] - '0') >= 10) {
+        index++;
+    }
+    return index;
+}
 
 /* " .-/()": the separators the class map keeps. */
 static inline bool is_separator_byte(unsigned char c)
@@ -336,10 +358,13 @@ static int remember_iban(Numeric *numeric, Py_ssize_t start, Py_ssize_t end)
 static Py_ssize_t find_iban_start(const Numeric *numeric, Py_ssize_t from)
 {
     const unsigned char *ascii = numeric->ascii;
-    for (Py_ssize_t index = from; index + 3 < numeric->length; index++) {
-        if (is_upper_byte(ascii[index]) && is_upper_byte(ascii[index + 1])
-            && is_digit_byte(ascii[index + 2]) && is_digit_byte(ascii[index + 3])) {
-            return index;
+    Py_ssize_t length = numeric->length;
+    /* Found by its first digit, which prose has fewer of than capitals. */
+    for (Py_ssize_t digit = next_digit(ascii, from + 2, length); digit + 1 < length;
+         digit = next_digit(ascii, digit + 1, length)) {
+        if (is_digit_byte(ascii[digit + 1]) && is_upper_byte(ascii[digit - 1])
+            && is_upper_byte(ascii[digit - 2])) {
+            return digit - 2;
         }
     }
     return -1;
@@ -1173,9 +1198,7 @@ static int scan_candidates(Numeric *numeric)
     for (;;) {
         /* A candidate starts at the first digit of a run of digits and separators and takes the
          * rest of the run, when that is 7 or more characters. */
-        while (position < length && !is_digit_byte(ascii[position])) {
-            position++;
-        }
+        position = next_digit(ascii, position, length);
         if (position == length) {
             return 0;
         }

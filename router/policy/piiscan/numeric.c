@@ -1195,6 +1195,7 @@ static int scan_candidates(Numeric *numeric)
     const unsigned char *ascii = numeric->ascii;
     Py_ssize_t length = numeric->length;
     Py_ssize_t position = 0;
+    Py_ssize_t passed_ibans = 0;
     for (;;) {
         /* A candidate starts at the first digit of a run of digits and separators and takes the
          * rest of the run, when that is 7 or more characters. */
@@ -1212,7 +1213,13 @@ static int scan_candidates(Numeric *numeric)
         }
         /* A candidate starting inside a found IBAN resumes after it (after the last such). */
         Py_ssize_t candidate_start = start;
-        for (Py_ssize_t index = 0; index < numeric->iban_count; index++) {
+        /* Candidates come in text order: an IBAN ending before one ends before every later one. */
+        while (passed_ibans < numeric->iban_count
+               && numeric->ibans[passed_ibans].start + numeric->ibans[passed_ibans].length
+                      <= candidate_start) {
+            passed_ibans++;
+        }
+        for (Py_ssize_t index = passed_ibans; index < numeric->iban_count; index++) {
             Py_ssize_t first = numeric->ibans[index].start;
             Py_ssize_t last = first + numeric->ibans[index].length;
             if (first > candidate_start) {

@@ -77,8 +77,13 @@ static Py_ssize_t next_digit(const unsigned char *ascii, Py_ssize_t from, Py_ssi
     while (index + 8 <= length) {
         uint64_t chunk;
         memcpy(&chunk, ascii + index, 8);
-        if (((chunk + 0x50 * ones) & ~(chunk + 0x46 * ones) & 0x80 * ones) != 0) {
+        uint64_t digits = (chunk + 0x50 * ones) & ~(chunk + 0x46 * ones) & 0x80 * ones;
+        if (digits != 0) {
+#if defined(__GNUC__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+            return index + (__builtin_ctzll(digits) >> 3); /* the first byte is the lowest */
+#else
             break;
+#endif
         }
         index += 8;
     }

@@ -346,23 +346,37 @@ static int runs_append(Runs *runs, Py_ssize_t start, Py_ssize_t end)
     return 0;
 }
 
-/* pii._long_token_runs: the maximal runs of at least 16 token characters. */
+static inline bool is_token_byte(unsigned char byte)
+{
+    return CHAR_CLASSES[byte & 0x7f] & CLASS_TOKEN;
+}
+
+/* pii._long_token_runs: the maximal runs of at least 16 token characters. Prose breaks words
+ * every few characters, so each window of 16 is read from its end backwards: the first
+ * non-token character met rules out every window holding it, and the search jumps past it. */
 static int long_token_runs(const Scan *scan, Runs *runs)
 {
     const unsigned char *ascii = scan->ascii;
     Py_ssize_t length = scan->length;
-    Py_ssize_t index = 0;
-    while (index < length) {
-        while (index < length && !(CHAR_CLASSES[ascii[index] & 0x7f] & CLASS_TOKEN)) {
-            index++;
+    /* `start` follows a non-token character (or is 0): the start of any run found from it. */
+    Py_ssize_t start = 0;
+    while (start + LONG_TOKEN <= length) {
+        Py_ssize_t index = start + LONG_TOKEN - 1;
+        while (index >= start && is_token_byte(ascii[index])) {
+            index--;
         }
-        Py_ssize_t start = index;
-        while (index < length && (CHAR_CLASSES[ascii[index] & 0x7f] & CLASS_TOKEN)) {
-            index++;
+        if (index >= start) {
+            start = index + 1;
+            continue;
         }
-        if (index - start >= LONG_TOKEN && runs_append(runs, start, index) < 0) {
+        Py_ssize_t end = start + LONG_TOKEN;
+        while (end < length && is_token_byte(ascii[end])) {
+            end++;
+        }
+        if (runs_append(runs, start, end) < 0) {
             return -1;
         }
+        start = end + 1;
     }
     return 0;
 }
@@ -856,47 +870,133 @@ static bool assigned_value(const Scan *scan, Py_ssize_t start, Py_ssize_t *value
 
 static const char *const ASSIGNMENT_KEYWORDS[] = {"key", "secret", "token", "passw"};
 
-/* pii._scan_assignments. pii.py first runs one gate search per keyword on the lowercased text;
- * the gate only ever skips keywords that this exact scan would find no value for (it matches
- * wherever a visited keyword has an assigned value, or an identifier too long for it to read),
- * so the exact scan alone gives the same hits. */
-static int scan_assignments(Scan *scan)
+/* An identifier followed by an assigned value that looks random. */
+typedef struct {
+    Py_ssize_t identifier_start;
+    Py_ssize_t identifier_end;
+    Py_ssize_t value_start;
+    Py_ssize_t value_end;
+} Assignment;
+
+typedef struct {
+    Assignment inline_items[16];
+    Assignment *items;
+    Py_ssize_t count;
+    Py_ssize_t capacity;
+} Assignments;
+
+static int assignments_append(Assignments *found, Assignment assignment)
 {
-    Py_ssize_t length = scan->length;
-    /* text.lower(), or the ASCII-replaced text lowered when it is not ASCII: the same bytes. */
-    unsigned char *folded = PyMem_Malloc((size_t)length + 1);
-    if (folded == NULL) {
-        PyErr_NoMemory();
-        return -1;
+    if (found->count == found->capacity) {
+        Py_ssize_t capacity = found->capacity * 2;
+        Assignment *grown = PyMem_Malloc((size_t)capacity * sizeof(Assignment));
+        if (grown == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        memcpy(grown, found->items, (size_t)found->count * sizeof(Assignment));
+        if (found->items != found->inline_items) {
+            PyMem_Free(found->items);
+        }
+        found->items = grown;
+        found->capacity = capacity;
     }
-    for (Py_ssize_t index = 0; index < length; index++) {
-        unsigned char c = scan->ascii[index];
-        folded[index] = c >= 'A' && c <= 'Z' ? (unsigned char)(c + ('a' - 'A')) : c;
-    }
-    int result = 0;
-    for (size_t keyword_index = 0; keyword_index < sizeof ASSIGNMENT_KEYWORDS / sizeof *ASSIGNMENT_KEYWORDS; keyword_index++) {
-        const char *keyword = ASSIGNMENT_KEYWORDS[keyword_index];
-        Py_ssize_t keyword_length = (Py_ssize_t)strlen(keyword);
-        Py_ssize_t position = find_literal(folded, 0, length, keyword, keyword_length);
-        while (position != -1) {
-            /* The rest of the identifier holding the keyword, then "= value". */
-            Py_ssize_t identifier_end = position + class_run(scan, position, length - position, CLASS_IDENTIFIER);
-            Py_ssize_t value_start, value_end;
-            if (assigned_value(scan, identifier_end, &value_start, &value_end)
-                && looks_random(scan->ascii + value_start, value_end - value_start, 16)) {
-                result = credential_hit(scan, value_start, value_end);
-                if (result <= 0) {
-                    PyMem_Free(folded);
-                    return result;
-                }
-                result = 0;
+    found->items[found->count++] = assignment;
+    return 0;
+}
+
+/* The characters _ASSIGNED_VALUE may put between an identifier and its value. */
+static inline bool is_assignment_gap(unsigned char c)
+{
+    return c == '"' || c == '\'' || c == '`' || c == ' ' || c == '\t' || c == ':' || c == '=' || c == '>';
+}
+
+/* Whether text[start:end] holds `keyword` (lowercase) ignoring ASCII case, as folded.find does. */
+static bool holds_keyword(const unsigned char *ascii, Py_ssize_t start, Py_ssize_t end, const char *keyword)
+{
+    Py_ssize_t length = (Py_ssize_t)strlen(keyword);
+    for (Py_ssize_t index = start; index + length <= end; index++) {
+        Py_ssize_t matched = 0;
+        while (matched < length) {
+            unsigned char c = ascii[index + matched];
+            if ((c >= 'A' && c <= 'Z' ? c + ('a' - 'A') : c) != (unsigned char)keyword[matched]) {
+                break;
             }
-            Py_ssize_t next = identifier_end > position + keyword_length ? identifier_end : position + keyword_length;
-            position = find_literal(folded, next, length, keyword, keyword_length);
+            matched++;
+        }
+        if (matched == length) {
+            return true;
         }
     }
-    PyMem_Free(folded);
-    return result;
+    return false;
+}
+
+/* If an assignment can follow the identifier ending at `identifier_end`, remember it. */
+static int consider_identifier(const Scan *scan, Py_ssize_t identifier_end, Assignments *found)
+{
+    Py_ssize_t identifier_start = identifier_end;
+    while (identifier_start > 0 && (CHAR_CLASSES[scan->ascii[identifier_start - 1] & 0x7f] & CLASS_IDENTIFIER)) {
+        identifier_start--;
+    }
+    Py_ssize_t value_start, value_end;
+    if (identifier_end - identifier_start < 3 /* the shortest keyword */
+        || !assigned_value(scan, identifier_end, &value_start, &value_end)
+        || !looks_random(scan->ascii + value_start, value_end - value_start, 16)) {
+        return 0;
+    }
+    return assignments_append(found, (Assignment){identifier_start, identifier_end, value_start, value_end});
+}
+
+/* pii._scan_assignments, driven by the long runs instead of keyword searches over the text.
+ *
+ * pii.py visits, for each keyword, the first occurrence of it in each identifier (the maximal
+ * run of [A-Za-z0-9_.-] holding it) and yields the value assigned after the identifier's end,
+ * if it looks random; its gate searches only skip keywords that would yield nothing. A value
+ * that looks random is 16+ token characters, so it lies in a long run, and either starts that
+ * run or follows a "=" inside it (the only token character the operator holds). Going back
+ * from there over the operator's characters (quotes, blanks, ":", "=", ">"; none of them an
+ * identifier character) reaches the identifier's end. So the identifiers reached that way from
+ * each run start and each "=" hold every hit; each is checked once, then yields its value once
+ * for each keyword it holds, keyword by keyword as pii.py does. The positions reached never
+ * decrease, so a repeat is always the previous one. */
+static int scan_assignments(Scan *scan, const Runs *runs)
+{
+    Assignments found = {.count = 0, .capacity = 16};
+    found.items = found.inline_items;
+    int result = 0;
+    Py_ssize_t previous_end = -1;
+    for (Py_ssize_t run = 0; run < runs->count && result == 0; run++) {
+        Py_ssize_t run_start = runs->spans[run].start, last_value_start = runs->spans[run].end - LONG_TOKEN;
+        for (Py_ssize_t value_start = run_start; value_start <= last_value_start && result == 0;) {
+            Py_ssize_t identifier_end = value_start;
+            while (identifier_end > 0 && is_assignment_gap(scan->ascii[identifier_end - 1])) {
+                identifier_end--;
+            }
+            if (identifier_end != previous_end) {
+                previous_end = identifier_end;
+                result = consider_identifier(scan, identifier_end, &found);
+            }
+            const unsigned char *equals = memchr(scan->ascii + value_start, '=', (size_t)(last_value_start - value_start));
+            if (equals == NULL) {
+                break;
+            }
+            value_start = equals - scan->ascii + 1;
+        }
+    }
+    /* 1 while credentials are still wanted, 0 once detect mode has one, -1 on error. */
+    int more = result < 0 ? -1 : 1;
+    for (size_t keyword = 0; more > 0 && keyword < sizeof ASSIGNMENT_KEYWORDS / sizeof *ASSIGNMENT_KEYWORDS; keyword++) {
+        for (Py_ssize_t index = 0; more > 0 && index < found.count; index++) {
+            const Assignment *assignment = &found.items[index];
+            if (holds_keyword(scan->ascii, assignment->identifier_start, assignment->identifier_end, ASSIGNMENT_KEYWORDS[keyword])) {
+                more = credential_hit(scan, assignment->value_start, assignment->value_end);
+            }
+        }
+    }
+    if (found.items != found.inline_items) {
+        PyMem_Free(found.items);
+    }
+    return more < 0 ? -1 : 0;
 }
 
 /* pii._may_be_assigned */
@@ -987,7 +1087,7 @@ int pii_scan_credentials(Scan *scan)
         if (result == 0 && scan->wanted[PII_CREDENTIAL]) {
             for (Py_ssize_t index = 0; index < runs.count; index++) {
                 if (may_be_assigned(scan, runs.spans[index].start, runs.spans[index].end)) {
-                    result = scan_assignments(scan);
+                    result = scan_assignments(scan, &runs);
                     break;
                 }
             }

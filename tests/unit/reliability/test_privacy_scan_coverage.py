@@ -171,3 +171,48 @@ def test_pii_written_with_the_digits_of_another_script_is_found(
     assert native != value
 
     assert pii_in({"messages": [{"role": "user", "content": f"رقم {native} شكرا"}]}) == {kind}
+
+
+@pytest.mark.parametrize("invisible", ["\u200b", "\u00ad", "\u2060", "\ufeff", "\u200d"])
+@pytest.mark.parametrize(
+    ("value", "kind"),
+    [
+        ("536-22-1234", PiiType.US_SSN),
+        ("4111 1111 1111 1111", PiiType.PAYMENT_CARD),
+        ("jane.doe@example.com", PiiType.EMAIL),
+        ("+44 20 7946 0958", PiiType.PHONE),
+    ],
+)
+def test_pii_with_invisible_characters_inside_is_found(
+    value: str, kind: PiiType, invisible: str
+) -> None:
+    hidden = invisible.join(value)  # renders, and reads to the model, as the value itself
+
+    assert pii_in({"messages": [{"role": "user", "content": f"details: {hidden} thanks"}]}) == {
+        kind
+    }
+
+
+def test_the_invisible_character_class_is_every_format_character_of_unicode() -> None:
+    import unicodedata
+
+    from modelplane.router.policy.features import _INVISIBLE_FORMAT
+
+    format_characters = "".join(
+        chr(code) for code in range(0x80, 0x110000) if unicodedata.category(chr(code)) == "Cf"
+    )
+    matched = "".join(_INVISIBLE_FORMAT.findall("".join(map(chr, range(0x80, 0x110000)))))
+    assert matched == format_characters
+
+
+def test_pii_split_over_the_text_parts_of_one_message_is_found() -> None:
+    parts = [{"type": "text", "text": "my SSN is 536-22-"}, {"type": "text", "text": "1234 ok"}]
+
+    assert pii_in({"messages": [{"role": "user", "content": parts}]}) == {PiiType.US_SSN}
+
+
+def test_text_parts_are_counted_once_towards_input_tokens() -> None:
+    parts = [{"type": "text", "text": "a" * 200}, {"type": "text", "text": "b" * 200}]
+    body = {"messages": [{"role": "user", "content": parts}]}
+
+    assert extract_features(body, DataClass.PUBLIC, PolicySettings()).input_tokens == 100 + 4 + 3

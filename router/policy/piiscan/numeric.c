@@ -32,6 +32,31 @@ static inline Py_UCS4 separator_last_char(int separator)
     return (Py_UCS4)(separator > 0xFF ? separator >> 8 : separator);
 }
 
+/* A growable list of spans. */
+typedef struct {
+    Span *items;
+    Py_ssize_t count;
+    Py_ssize_t capacity;
+} SpanList;
+
+static int span_list_append(SpanList *list, Py_ssize_t start, Py_ssize_t length)
+{
+    if (list->count == list->capacity) {
+        Py_ssize_t capacity = list->capacity ? 2 * list->capacity : 16;
+        Span *items = PyMem_Realloc(list->items, (size_t)capacity * sizeof(Span));
+        if (items == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        list->items = items;
+        list->capacity = capacity;
+    }
+    list->items[list->count].start = start;
+    list->items[list->count].length = length;
+    list->count++;
+    return 0;
+}
+
 typedef struct {
     Scan *scan;
     const unsigned char *ascii;
@@ -47,10 +72,13 @@ typedef struct {
     Span *groups;
     int *separators;
     Py_ssize_t capacity;
+    /* One pass over the text finds where the class map holds "AA00" (_MAPPED_IBAN_START) and
+     * the candidates (_MAPPED_CANDIDATE that _cannot_be_numeric_pii keeps), both in text order;
+     * the IBANs are validated first, then the candidates, as in pii._scan_numeric. */
+    SpanList iban_starts;
+    SpanList candidates;
     /* pii._scan_numeric's iban_spans, in the order found (so by start). */
-    Span *ibans;
-    Py_ssize_t iban_count;
-    Py_ssize_t iban_capacity;
+    SpanList ibans;
 } Numeric;
 
 /* A value a phone detector returns: text[start:end], or chars[:length] when assembled from
@@ -340,52 +368,17 @@ static Py_ssize_t iban_at(const Numeric *numeric, Py_ssize_t start)
     return iban_checksum_valid(ascii, start, position) ? position : -1;
 }
 
-static int remember_iban(Numeric *numeric, Py_ssize_t start, Py_ssize_t end)
-{
-    if (numeric->iban_count == numeric->iban_capacity) {
-        Py_ssize_t capacity = numeric->iban_capacity ? 2 * numeric->iban_capacity : 8;
-        Span *ibans = PyMem_Realloc(numeric->ibans, (size_t)capacity * sizeof(Span));
-        if (ibans == NULL) {
-            PyErr_NoMemory();
-            return -1;
-        }
-        numeric->ibans = ibans;
-        numeric->iban_capacity = capacity;
-    }
-    numeric->ibans[numeric->iban_count].start = start;
-    numeric->ibans[numeric->iban_count].length = end - start;
-    numeric->iban_count++;
-    return 0;
-}
-
-/* pii._MAPPED_IBAN_START on the class map: the next "AA00" (two capitals, two digits) at or
- * after `from`, or -1. */
-static Py_ssize_t find_iban_start(const Numeric *numeric, Py_ssize_t from)
-{
-    const unsigned char *ascii = numeric->ascii;
-    Py_ssize_t length = numeric->length;
-    /* Found by its first digit, which prose has fewer of than capitals. */
-    for (Py_ssize_t digit = next_digit(ascii, from + 2, length); digit + 1 < length;
-         digit = next_digit(ascii, digit + 1, length)) {
-        if (is_digit_byte(ascii[digit + 1]) && is_upper_byte(ascii[digit - 1])
-            && is_upper_byte(ascii[digit - 2])) {
-            return digit - 2;
-        }
-    }
-    return -1;
-}
-
 /* The IBAN part of pii._scan_numeric. */
 static int scan_ibans(Numeric *numeric)
 {
     Scan *scan = numeric->scan;
-    for (Py_ssize_t position = find_iban_start(numeric, 0); position != -1;
-         position = find_iban_start(numeric, position + 1)) {
+    for (Py_ssize_t index = 0; index < numeric->iban_starts.count; index++) {
+        Py_ssize_t position = numeric->iban_starts.items[index].start;
         Py_ssize_t end = iban_at(numeric, position);
         if (end == -1) {
             continue;
         }
-        if (remember_iban(numeric, position, end) < 0
+        if (span_list_append(&numeric->ibans, position, end - position) < 0
             || scan_hit_slice(scan, PII_IBAN, position, end) < 0) {
             return -1;
         }
@@ -1192,41 +1185,104 @@ static bool cannot_be_numeric_pii(const Numeric *numeric, Py_ssize_t start, Py_s
     return is_mapped_iso_date(ascii, start, core_end);
 }
 
-/* The candidate loop of pii._scan_numeric: each run of _MAPPED_CANDIDATE, its clusters
- * (_CLUSTER) validated. */
-static int scan_candidates(Numeric *numeric)
+/* The first pass of pii._scan_numeric: every "AA00" of the class map (when IBANs are wanted)
+ * and every candidate _cannot_be_numeric_pii keeps. */
+static int find_candidates(Numeric *numeric, bool iban_wanted)
 {
-    Scan *scan = numeric->scan;
     const unsigned char *ascii = numeric->ascii;
     Py_ssize_t length = numeric->length;
     Py_ssize_t position = 0;
-    Py_ssize_t passed_ibans = 0;
     for (;;) {
         /* A candidate starts at the first digit of a run of digits and separators and takes the
-         * rest of the run, when that is 7 or more characters. */
+         * rest of the run, when that is 7 or more characters. Each digit after a capital starts
+         * such a run, so every "AA00" is met here too, at its first digit. */
         position = next_digit(ascii, position, length);
         if (position == length) {
             return 0;
         }
         Py_ssize_t start = position;
+        if (iban_wanted && start >= 2 && start + 1 < length && is_digit_byte(ascii[start + 1])
+            && is_upper_byte(ascii[start - 1]) && is_upper_byte(ascii[start - 2])
+            && span_list_append(&numeric->iban_starts, start - 2, 0) < 0) {
+            return -1;
+        }
         while (position < length && is_candidate_byte(ascii[position])) {
             position++;
         }
-        Py_ssize_t end = position;
-        if (end - start < MIN_NUMERIC_CLUSTER || cannot_be_numeric_pii(numeric, start, end)) {
-            continue;
+        if (position - start >= MIN_NUMERIC_CLUSTER
+            && !cannot_be_numeric_pii(numeric, start, position)
+            && span_list_append(&numeric->candidates, start, position - start) < 0) {
+            return -1;
         }
-        /* A candidate starting inside a found IBAN resumes after it (after the last such). */
+    }
+}
+
+/* The clusters (_CLUSTER) of the candidate text[start:end], each validated: digit groups joined
+ * by single separators, "(" and ")" as in phone area codes and "(0)". */
+static int validate_clusters(Numeric *numeric, Py_ssize_t start, Py_ssize_t end)
+{
+    const unsigned char *ascii = numeric->ascii;
+    Py_ssize_t cluster_start = start;
+    for (;;) {
+        while (cluster_start < end && !is_digit_byte(ascii[cluster_start])) {
+            cluster_start++;
+        }
+        if (cluster_start >= end) {
+            return 0;
+        }
+        Py_ssize_t cluster_end = cluster_start;
+        for (;;) {
+            while (cluster_end < end && is_digit_byte(ascii[cluster_end])) {
+                cluster_end++;
+            }
+            Py_ssize_t separator_end = cluster_end;
+            unsigned char c = separator_end < end ? ascii[separator_end] : 0;
+            unsigned char next = separator_end + 1 < end ? ascii[separator_end + 1] : 0;
+            if ((c == ' ' || c == '.' || c == '-' || c == '/') && is_digit_byte(next)) {
+                separator_end += 1;
+            } else if (c == ')' && next == ' ' && separator_end + 2 < end
+                       && is_digit_byte(ascii[separator_end + 2])) {
+                separator_end += 2;
+            } else if (c == ')' && is_digit_byte(next)) {
+                separator_end += 1;
+            } else if (c == ' ' && next == '(' && separator_end + 2 < end
+                       && is_digit_byte(ascii[separator_end + 2])) {
+                separator_end += 2;
+            } else if (c == '(' && is_digit_byte(next)) {
+                separator_end += 1;
+            } else {
+                break;
+            }
+            cluster_end = separator_end;
+        }
+        if (cluster_end - cluster_start >= MIN_NUMERIC_CLUSTER
+            && validate_cluster(numeric, cluster_start, cluster_end) < 0) {
+            return -1;
+        }
+        cluster_start = cluster_end;
+    }
+}
+
+/* The candidate loop of pii._scan_numeric. */
+static int scan_candidates(Numeric *numeric)
+{
+    Scan *scan = numeric->scan;
+    const SpanList *ibans = &numeric->ibans;
+    Py_ssize_t passed_ibans = 0;
+    for (Py_ssize_t index = 0; index < numeric->candidates.count; index++) {
+        Py_ssize_t start = numeric->candidates.items[index].start;
+        Py_ssize_t end = start + numeric->candidates.items[index].length;
+        /* A candidate starting inside a found IBAN resumes after it (after the last such). An
+         * IBAN ending before one candidate ends before every later one: it is passed once. */
         Py_ssize_t candidate_start = start;
-        /* Candidates come in text order: an IBAN ending before one ends before every later one. */
-        while (passed_ibans < numeric->iban_count
-               && numeric->ibans[passed_ibans].start + numeric->ibans[passed_ibans].length
+        while (passed_ibans < ibans->count
+               && ibans->items[passed_ibans].start + ibans->items[passed_ibans].length
                       <= candidate_start) {
             passed_ibans++;
         }
-        for (Py_ssize_t index = passed_ibans; index < numeric->iban_count; index++) {
-            Py_ssize_t first = numeric->ibans[index].start;
-            Py_ssize_t last = first + numeric->ibans[index].length;
+        for (Py_ssize_t iban = passed_ibans; iban < ibans->count; iban++) {
+            Py_ssize_t first = ibans->items[iban].start;
+            Py_ssize_t last = first + ibans->items[iban].length;
             if (first > candidate_start) {
                 break; /* found in order: no later IBAN starts before the candidate */
             }
@@ -1238,51 +1294,14 @@ static int scan_candidates(Numeric *numeric)
         numeric->payment_card = scan->wanted[PII_PAYMENT_CARD];
         numeric->us_ssn = scan->wanted[PII_US_SSN];
         numeric->ip_address = scan->wanted[PII_IP_ADDRESS];
-        /* Each cluster: digit groups joined by single separators, "(" and ")" as in phone
-         * area codes and "(0)". */
-        Py_ssize_t cluster_start = start;
-        for (;;) {
-            while (cluster_start < end && !is_digit_byte(ascii[cluster_start])) {
-                cluster_start++;
-            }
-            if (cluster_start >= end) {
-                break;
-            }
-            Py_ssize_t cluster_end = cluster_start;
-            for (;;) {
-                while (cluster_end < end && is_digit_byte(ascii[cluster_end])) {
-                    cluster_end++;
-                }
-                Py_ssize_t separator_end = cluster_end;
-                unsigned char c = separator_end < end ? ascii[separator_end] : 0;
-                unsigned char next = separator_end + 1 < end ? ascii[separator_end + 1] : 0;
-                if ((c == ' ' || c == '.' || c == '-' || c == '/') && is_digit_byte(next)) {
-                    separator_end += 1;
-                } else if (c == ')' && next == ' ' && separator_end + 2 < end
-                           && is_digit_byte(ascii[separator_end + 2])) {
-                    separator_end += 2;
-                } else if (c == ')' && is_digit_byte(next)) {
-                    separator_end += 1;
-                } else if (c == ' ' && next == '(' && separator_end + 2 < end
-                           && is_digit_byte(ascii[separator_end + 2])) {
-                    separator_end += 2;
-                } else if (c == '(' && is_digit_byte(next)) {
-                    separator_end += 1;
-                } else {
-                    break;
-                }
-                cluster_end = separator_end;
-            }
-            if (cluster_end - cluster_start >= MIN_NUMERIC_CLUSTER
-                && validate_cluster(numeric, cluster_start, cluster_end) < 0) {
-                return -1;
-            }
-            cluster_start = cluster_end;
+        if (validate_clusters(numeric, start, end) < 0) {
+            return -1;
         }
         if (!scan_wants_numeric(scan)) {
             return 0;
         }
     }
+    return 0;
 }
 
 /* pii._scan_numeric */
@@ -1293,8 +1312,8 @@ int pii_scan_numeric(Scan *scan)
         .ascii = scan->ascii,
         .length = scan->length,
     };
-    int result = 0;
-    if (scan->wanted[PII_IBAN]) {
+    int result = find_candidates(&numeric, scan->wanted[PII_IBAN]);
+    if (result == 0) {
         result = scan_ibans(&numeric);
     }
     /* In detect mode the scan is over once no numeric type is wanted. */
@@ -1303,6 +1322,8 @@ int pii_scan_numeric(Scan *scan)
     }
     PyMem_Free(numeric.groups);
     PyMem_Free(numeric.separators);
-    PyMem_Free(numeric.ibans);
+    PyMem_Free(numeric.iban_starts.items);
+    PyMem_Free(numeric.candidates.items);
+    PyMem_Free(numeric.ibans.items);
     return result;
 }

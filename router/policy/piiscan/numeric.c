@@ -61,8 +61,11 @@ typedef struct {
     Scan *scan;
     const unsigned char *ascii;
     Py_ssize_t length;
-    /* The numeric types wanted while one candidate is validated: pii.py reads `wanted` there,
-     * and it cannot change before the candidate's hits are handed out after it. */
+    /* The numeric types wanted when the current candidate's validation began. pii.py collects
+     * a candidate's hits and hands them out after it, so `wanted` cannot change while it
+     * validates one; hits are recorded here as found (same order), and these flags keep the
+     * validators reading what pii.py reads although detect mode unwants a type at its first
+     * hit. */
     bool phone;
     bool payment_card;
     bool us_ssn;
@@ -466,8 +469,8 @@ static bool luhn_valid(const char *digits, Py_ssize_t length)
     static const int doubled[10] = {0, 2, 4, 6, 8, 1, 3, 5, 7, 9}; /* _LUHN_DOUBLED */
     int sum = 0;
     for (Py_ssize_t from_end = 0; from_end < length; from_end++) {
-        int digit = digits[length - 1 - from_end] - '0';
-        sum += from_end % 2 ? doubled[digit] : digit;
+        int value = digits[length - 1 - from_end] - '0';
+        sum += from_end % 2 ? doubled[value] : value;
     }
     return sum % 10 == 0;
 }

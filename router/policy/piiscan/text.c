@@ -59,7 +59,11 @@ static bool starts_with(const Scan *scan, Py_ssize_t start, const char *literal,
            && memcmp(scan->ascii + start, literal, (size_t)length) == 0;
 }
 
-/* The first index >= from and < to where `literal` starts wholly before `to`, or -1. */
+/* Below this many bytes a plain loop finds a literal sooner than memmem, whose set-up per call
+ * costs more than reading a long token run. */
+#define SHORT_HAYSTACK 256
+
+/* The first index >= from where `literal` starts and ends by `to`, or -1. */
 static Py_ssize_t find_literal(
     const unsigned char *bytes, Py_ssize_t from, Py_ssize_t to, const char *literal, Py_ssize_t length)
 {
@@ -69,8 +73,17 @@ static Py_ssize_t find_literal(
     if (to - from < length) {
         return -1;
     }
-    const unsigned char *found = memmem(bytes + from, (size_t)(to - from), literal, (size_t)length);
-    return found == NULL ? -1 : found - bytes;
+    if (to - from >= SHORT_HAYSTACK) {
+        const unsigned char *found = memmem(bytes + from, (size_t)(to - from), literal, (size_t)length);
+        return found == NULL ? -1 : found - bytes;
+    }
+    const unsigned char first = (unsigned char)literal[0];
+    for (Py_ssize_t index = from; index + length <= to; index++) {
+        if (bytes[index] == first && memcmp(bytes + index + 1, literal + 1, (size_t)(length - 1)) == 0) {
+            return index;
+        }
+    }
+    return -1;
 }
 
 /* The length of the run of `classes` characters from `start`, counting at most `limit`. */
@@ -961,8 +974,10 @@ static int consider_identifier(const Scan *scan, Py_ssize_t identifier_end, Assi
  * decrease, so a repeat is always the previous one. */
 static int scan_assignments(Scan *scan, const Runs *runs)
 {
-    Assignments found = {.count = 0, .capacity = 16};
+    Assignments found;
     found.items = found.inline_items;
+    found.count = 0;
+    found.capacity = sizeof found.inline_items / sizeof *found.inline_items;
     int result = 0;
     Py_ssize_t previous_end = -1;
     for (Py_ssize_t run = 0; run < runs->count && result == 0; run++) {
@@ -1022,38 +1037,41 @@ static bool may_be_assigned(const Scan *scan, Py_ssize_t start, Py_ssize_t end)
     return last == '=' || last == ':' || last == '>';
 }
 
-/* Whether `literal` occurs inside one of the long runs. */
-static bool in_long_runs(const Scan *scan, const Runs *runs, const char *literal, Py_ssize_t length)
+/* Whether some long run follows [Bb]earer[ \t]+. A Bearer hit's token (16+ token characters
+ * after a blank) is a whole long run's start, so without such a run there is none, and the
+ * exact scan of the text (finditer's matches may overlap the "Bearer" before a run) is
+ * skipped. This stands for pii.py's `"earer" in text`, which gates the same scan. */
+static bool bearer_may_precede_run(const Scan *scan, const Runs *runs)
 {
-    for (Py_ssize_t index = 0; index < runs->count; index++) {
-        if (find_literal(scan->ascii, runs->spans[index].start, runs->spans[index].end, literal, length) >= 0) {
+    for (Py_ssize_t run = 0; run < runs->count; run++) {
+        Py_ssize_t index = runs->spans[run].start;
+        while (index > 0 && (scan->ascii[index - 1] == ' ' || scan->ascii[index - 1] == '\t')) {
+            index--;
+        }
+        if (index < runs->spans[run].start && index >= 6 && memcmp(scan->ascii + index - 5, "earer", 5) == 0
+            && (scan->ascii[index - 6] == 'B' || scan->ascii[index - 6] == 'b')) {
             return true;
         }
     }
     return false;
 }
 
-/* pii._TOKEN_CREDENTIAL_SCANNERS, but for "Bearer", in their order. */
-static const struct {
-    const char *literal;
-    RunScanner scanner;
-} TOKEN_SCANNERS[] = {
-    {"sk-", scan_openai_keys},
-    {"IA", scan_aws_keys},
-    {"gh", scan_github_tokens},
-    {"xox", scan_slack_tokens},
-    {"eyJ", scan_jwts},
+/* pii._TOKEN_CREDENTIAL_SCANNERS, but for "Bearer", in their order. pii.py runs a scanner only
+ * where its literal is in a long run; each scanner here looks for its literal in each run, which
+ * is the same test. */
+static const RunScanner TOKEN_SCANNERS[] = {
+    scan_openai_keys,   /* "sk-" */
+    scan_aws_keys,      /* "IA": AKIA, ASIA */
+    scan_github_tokens, /* "gh" */
+    scan_slack_tokens,  /* "xox" */
+    scan_jwts,          /* "eyJ" */
 };
 
 static int scan_token_credentials(Scan *scan, const Runs *runs)
 {
     for (size_t index = 0; index < sizeof TOKEN_SCANNERS / sizeof *TOKEN_SCANNERS; index++) {
-        const char *literal = TOKEN_SCANNERS[index].literal;
-        if (!in_long_runs(scan, runs, literal, (Py_ssize_t)strlen(literal))) {
-            continue;
-        }
         for (Py_ssize_t run = 0; run < runs->count; run++) {
-            if (TOKEN_SCANNERS[index].scanner(scan, runs->spans[run].start, runs->spans[run].end) < 0) {
+            if (TOKEN_SCANNERS[index](scan, runs->spans[run].start, runs->spans[run].end) < 0) {
                 return -1;
             }
             if (!scan->wanted[PII_CREDENTIAL]) {
@@ -1062,7 +1080,7 @@ static int scan_token_credentials(Scan *scan, const Runs *runs)
         }
     }
     /* "Bearer" is separated from its token by blanks: looked for in the whole text. */
-    if (find_literal(scan->ascii, 0, scan->length, "earer", 5) >= 0 && scan_bearer_tokens(scan) < 0) {
+    if (bearer_may_precede_run(scan, runs) && scan_bearer_tokens(scan) < 0) {
         return -1;
     }
     return 0;
@@ -1071,7 +1089,17 @@ static int scan_token_credentials(Scan *scan, const Runs *runs)
 /* pii._scan_credentials */
 int pii_scan_credentials(Scan *scan)
 {
-    if (find_literal(scan->ascii, 0, scan->length, "PRIVATE KEY", 11) >= 0) {
+    /* "PRIVATE KEY" in text, found by its rare capital K. */
+    bool private_key = false;
+    for (Py_ssize_t k = 8; !private_key && k + 3 <= scan->length; k++) {
+        const unsigned char *found = memchr(scan->ascii + k, 'K', (size_t)(scan->length - 2 - k));
+        if (found == NULL) {
+            break;
+        }
+        k = found - scan->ascii;
+        private_key = memcmp(found - 8, "PRIVATE KEY", 11) == 0;
+    }
+    if (private_key) {
         if (scan_private_keys(scan) < 0) {
             return -1;
         }
@@ -1079,8 +1107,10 @@ int pii_scan_credentials(Scan *scan)
             return 0;
         }
     }
-    Runs runs = {.count = 0, .capacity = 64};
+    Runs runs;
     runs.spans = runs.inline_spans;
+    runs.count = 0;
+    runs.capacity = sizeof runs.inline_spans / sizeof *runs.inline_spans;
     int result = long_token_runs(scan, &runs);
     if (result == 0 && runs.count > 0) {
         result = scan_token_credentials(scan, &runs);

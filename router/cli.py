@@ -104,6 +104,14 @@ def register(parser: argparse.ArgumentParser) -> None:
         help="a request whose line and headers exceed this gets 431 and its connection closed",
     )
     serve.add_argument(
+        "--header-timeout",
+        type=_positive_float,
+        default=30.0,
+        metavar="SECONDS",
+        help="a connection whose request line and headers take longer than this (from its "
+        "opening or the request's first byte) gets 408 and is closed (default: 30)",
+    )
+    serve.add_argument(
         "--max-body-bytes",
         type=_positive_int,
         default=16 * 1024 * 1024,
@@ -117,6 +125,13 @@ def register(parser: argparse.ArgumentParser) -> None:
         "--log-level", default="warning", choices=("debug", "info", "warning", "error")
     )
     serve.set_defaults(run=serve_command)
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"must be positive, not {text}")
+    return value
 
 
 def _positive_int(text: str) -> int:
@@ -197,7 +212,7 @@ def serve_command(args: argparse.Namespace) -> int:
         host=args.host,
         port=args.port,
         loop="uvloop",
-        http=header_bounded_protocol(args.max_header_bytes),
+        http=header_bounded_protocol(args.max_header_bytes, args.header_timeout),
         access_log=False,
         proxy_headers=False,  # the router never uses the client address
         server_header=False,

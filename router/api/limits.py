@@ -9,11 +9,16 @@ process takes on before it knows who is asking:
   Health, readiness and metrics are not counted and never refused: probes must see an
   overloaded router as alive.
 - `header_bounded_protocol`: uvicorn's httptools protocol buffers a request's line and headers
-  without limit (a 64 MB header is accepted); this one answers `431` and closes the connection
-  once they exceed `max_header_bytes`.
+  without limit (a 64 MB header is accepted) and waits for them forever (a client that opens
+  connections and sends nothing, or a byte now and then, holds them all: "slowloris"); this one
+  answers `431` and closes the connection once they exceed `max_header_bytes`, and `408` once
+  they have taken `header_timeout_s` (counted from the connection's opening or the request's
+  first byte; between requests uvicorn's keep-alive timeout applies).
 """
 
 from __future__ import annotations
+
+import asyncio
 
 from modelplane.router.api.chat import error_body, send_error
 from modelplane.router.errors import RouterError
@@ -22,6 +27,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 DEFAULT_MAX_IN_FLIGHT = 1024
 DEFAULT_MAX_HEADER_BYTES = 64 * 1024
+DEFAULT_HEADER_TIMEOUT_S = 30.0
 RETRY_AFTER_S = 1
 
 UNLIMITED_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
@@ -79,13 +85,15 @@ class HeadersTooLarge(
     """The request line and headers exceed the process's bound."""
 
 
-def _header_error(max_header_bytes: int) -> bytes:
-    """The whole 431 response, written by the protocol itself: the app never sees the request."""
-    body = error_body(
-        HeadersTooLarge(f"the request line and headers exceed {max_header_bytes} bytes")
-    )
+class HeadersTooSlow(RouterError, status=408, type="invalid_request_error", code="request_timeout"):
+    """The request line and headers did not arrive within the process's time bound."""
+
+
+def _closing_response(status_line: bytes, error: RouterError) -> bytes:
+    """A whole error response, written by the protocol itself: the app never sees the request."""
+    body = error_body(error)
     return (
-        b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
+        b"HTTP/1.1 " + status_line + b"\r\n"
         b"content-type: application/json\r\n"
         b"connection: close\r\n"
         b"content-length: " + str(len(body)).encode() + b"\r\n\r\n" + body
@@ -94,8 +102,9 @@ def _header_error(max_header_bytes: int) -> bytes:
 
 def header_bounded_protocol(
     max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES,
+    header_timeout_s: float = DEFAULT_HEADER_TIMEOUT_S,
 ) -> type[HttpToolsProtocol]:
-    """uvicorn's httptools protocol, refusing requests whose line and headers exceed the bound.
+    """uvicorn's httptools protocol, refusing requests whose line and headers exceed the bounds.
 
     Parsed headers are counted exactly, and refused before the app sees the request. While a
     request's headers are still incomplete, the bytes received are counted per network read,
@@ -103,23 +112,57 @@ def header_bounded_protocol(
     """
     if max_header_bytes < 1:
         raise ValueError("max_header_bytes must be at least 1")
-    refusal = _header_error(max_header_bytes)
+    if header_timeout_s <= 0:
+        raise ValueError("header_timeout_s must be positive")
+    refusal = _closing_response(
+        b"431 Request Header Fields Too Large",
+        HeadersTooLarge(f"the request line and headers exceed {max_header_bytes} bytes"),
+    )
+    timeout = _closing_response(
+        b"408 Request Timeout",
+        HeadersTooSlow(f"the request line and headers took over {header_timeout_s:g} s"),
+    )
 
     class HeaderBoundedHttpToolsProtocol(HttpToolsProtocol):
         _reading_headers = True
         _received_bytes = 0  # while the headers are incomplete
         _header_bytes = 0  # as parsed
         _refused = False
+        _head_timer: asyncio.TimerHandle | None = None
 
-        def _refuse(self) -> None:
+        def _refuse(self, response: bytes = refusal) -> None:
             self._refused, self._reading_headers = True, False
-            self.transport.write(refusal)
+            self._stop_head_timer()
+            self.transport.write(response)
             self.transport.close()
+
+        def _start_head_timer(self) -> None:
+            if self._head_timer is None:
+                self._head_timer = self.loop.call_later(header_timeout_s, self._head_timed_out)
+
+        def _stop_head_timer(self) -> None:
+            if self._head_timer is not None:
+                self._head_timer.cancel()
+                self._head_timer = None
+
+        def _head_timed_out(self) -> None:
+            self._head_timer = None
+            if self._reading_headers and not self.transport.is_closing():
+                self._refuse(timeout)
+
+        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+            super().connection_made(transport)
+            self._start_head_timer()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._stop_head_timer()
+            super().connection_lost(exc)
 
         def on_message_begin(self) -> None:
             super().on_message_begin()
             self._reading_headers, self._refused = True, False
             self._received_bytes = self._header_bytes = 0
+            self._start_head_timer()
 
         def on_url(self, url: bytes) -> None:
             self._header_bytes += len(url)
@@ -131,6 +174,7 @@ def header_bounded_protocol(
 
         def on_headers_complete(self) -> None:
             self._reading_headers = False
+            self._stop_head_timer()
             if self._header_bytes > max_header_bytes:
                 self._refuse()  # before uvicorn starts the app on this request
                 return
@@ -158,6 +202,7 @@ def header_bounded_protocol(
 
 
 __all__ = [
+    "DEFAULT_HEADER_TIMEOUT_S",
     "DEFAULT_MAX_HEADER_BYTES",
     "DEFAULT_MAX_IN_FLIGHT",
     "InFlightLimit",

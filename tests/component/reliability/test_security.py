@@ -66,6 +66,7 @@ SECRETS = (KEY_A, KEY_B, EXTERNAL_KEY, LITELLM_KEY)
 OPEN_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 MAX_IN_FLIGHT = 3
 MAX_HEADER_BYTES = 8192
+HEADER_TIMEOUT_S = 1.0
 
 # Body fields LiteLLM's acompletion would take as connection settings, and headers a proxy or
 # client might use to steer a request: none may change where the router connects or as whom.
@@ -220,6 +221,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
                     "--log-level", "debug",
                     "--max-in-flight", str(MAX_IN_FLIGHT),
                     "--max-header-bytes", str(MAX_HEADER_BYTES),
+                    "--header-timeout", str(HEADER_TIMEOUT_S),
                 ],
                 directory / "router.log",
                 env={
@@ -717,4 +719,83 @@ def test_oversized_headers_get_431_and_a_closed_connection(fresh: Stack) -> None
         assert status == b"HTTP/1.1 431 Request Header Fields Too Large", answer[:200]
         body = json.loads(rest.split(b"\r\n\r\n", 1)[1])
         assert body["error"]["code"] == "headers_too_large"
+    assert fresh.get("/healthz", None).status_code == 200
+
+
+def _answer_and_close(connection: socket.socket, within_s: float) -> tuple[bytes, bool]:
+    """What the router writes on `connection` within `within_s`, and whether it closed it."""
+    connection.settimeout(0.2)
+    answer = b""
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
+        try:
+            chunk = connection.recv(65536)
+        except TimeoutError:
+            continue
+        except ConnectionResetError:
+            return answer, True
+        if not chunk:
+            return answer, True
+        answer += chunk
+    return answer, False
+
+
+def test_a_connection_that_sends_nothing_gets_408_and_is_closed(fresh: Stack) -> None:
+    with socket.create_connection(("127.0.0.1", _port(fresh.router)), timeout=10) as idle:
+        answer, closed = _answer_and_close(idle, within_s=HEADER_TIMEOUT_S + 5)
+    assert closed
+    status, _, rest = answer.partition(b"\r\n")
+    assert status == b"HTTP/1.1 408 Request Timeout", answer[:200]
+    assert json.loads(rest.split(b"\r\n\r\n", 1)[1])["error"]["code"] == "request_timeout"
+
+
+def test_headers_trickled_slower_than_the_timeout_get_408_and_a_closed_connection(
+    fresh: Stack,
+) -> None:
+    head = f"GET /v1/models HTTP/1.1\r\nhost: router\r\nauthorization: Bearer {KEY_A}\r\n"
+    with socket.create_connection(("127.0.0.1", _port(fresh.router)), timeout=10) as slow:
+        started = time.monotonic()
+        sent = 0
+        # One byte every 0.1 s: the whole head would take seconds, each byte well within any
+        # per-read timeout, which is how a slowloris client holds a connection.
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            for byte in head.encode():
+                if time.monotonic() - started > HEADER_TIMEOUT_S + 5:
+                    break
+                slow.send(bytes([byte]))
+                sent += 1
+                time.sleep(0.1)
+        answer, closed = _answer_and_close(slow, within_s=5)
+    assert sent < len(head), "the router let the whole head trickle in"
+    assert closed
+    assert answer.startswith(b"HTTP/1.1 408 Request Timeout"), answer[:200]
+
+
+def test_connections_within_the_header_timeout_are_served_and_kept_alive(fresh: Stack) -> None:
+    request = (
+        f"GET /v1/models HTTP/1.1\r\nhost: router\r\nauthorization: Bearer {KEY_A}\r\n\r\n"
+    ).encode()
+    with socket.create_connection(("127.0.0.1", _port(fresh.router)), timeout=10) as connection:
+        time.sleep(HEADER_TIMEOUT_S / 2)  # opened, then quiet for a while: still in time
+        for _ in range(2):
+            connection.sendall(request)
+            answer, closed = _answer_and_close(connection, within_s=1)
+            assert answer.startswith(b"HTTP/1.1 200"), answer[:200]
+            assert not closed
+            # Idle between requests for longer than the header timeout: the keep-alive
+            # timeout (5 s), not the header timeout, applies there.
+            time.sleep(HEADER_TIMEOUT_S * 1.5)
+
+
+def test_many_idle_connections_are_all_closed(fresh: Stack) -> None:
+    port = _port(fresh.router)
+    idle = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(50)]
+    try:
+        closed = [
+            _answer_and_close(connection, within_s=HEADER_TIMEOUT_S + 5)[1] for connection in idle
+        ]
+    finally:
+        for connection in idle:
+            connection.close()
+    assert all(closed)
     assert fresh.get("/healthz", None).status_code == 200

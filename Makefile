@@ -10,7 +10,7 @@ NATIVE_STAMP := $(VENV)/.native-built
 export LITELLM_LOCAL_MODEL_COST_MAP := True
 export HF_HUB_OFFLINE := 1
 
-.PHONY: chart-crds help venv test test-unit test-component test-e2e test-engines lint format demo bench bench-full clean
+.PHONY: bench-tools chart-crds help venv test test-unit test-component test-e2e test-engines lint format demo bench bench-full clean
 
 help:
 	@echo "make demo          run the whole routing path on this machine"
@@ -73,11 +73,17 @@ format: venv
 demo: venv
 	$(BIN)/modelplane demo $(if $(REQUESTS),--requests $(REQUESTS))
 
-bench: venv
+bench: venv bench-tools
 	$(BIN)/python -m bench --quick
 
-bench-full: venv
+bench-full: venv bench-tools
 	$(BIN)/python -m bench
+
+# HAProxy (Debian) is the benchmark's C pass-through; without it that one system is skipped.
+bench-tools:
+	@command -v haproxy >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+		&& apt-get install -y -q haproxy >/dev/null; } \
+		|| echo "haproxy not installed: the benchmark skips that system"
 
 clean:
 	rm -rf $(VENV) .typecheck .mypy_cache .ruff_cache build *.egg-info router/policy/_piiscan.*.so

@@ -7,7 +7,10 @@ Systems (each a single process; the server under test alone on core 0, see `benc
 - `modelplane-litellm`: the same router with both backends set to `adapter: litellm`, so each
   request goes through the LiteLLM SDK (the path for providers that need translation);
 - `litellm-proxy`: LiteLLM's own proxy (`bench.litellm_proxy`), same two backends;
-- `bare`: `bench.passthrough`, raw ASGI + aiohttp + orjson, no auth or policy: the ceiling.
+- `bare`: `bench.passthrough`, raw ASGI + aiohttp + orjson, no auth or policy: the ceiling
+  any Python router can reach;
+- `haproxy`: HAProxy forwarding every request (`bench.haproxy`): what one proxy hop written in C
+  costs on this machine, the floor under any router's added latency (skipped without haproxy).
 
 Per system, plain and streamed: the maximum throughput (closed loop, `--concurrency` clients),
 latency sequentially (one client) and at half of modelplane's maximum (open loop, fixed rate),
@@ -31,7 +34,7 @@ from typing import Any
 
 import yaml
 
-from bench import litellm_proxy
+from bench import haproxy, litellm_proxy
 from bench.harness import (
     RESULTS_DIR,
     SERVER_CORE,
@@ -47,7 +50,7 @@ from modelplane.testing.processes import free_port
 
 MODELPLANE_KEY = "bench-key"
 MODES = ("plain", "stream")
-SYSTEMS = ("modelplane", "direct", "bare", "modelplane-litellm", "litellm-proxy")
+SYSTEMS = ("modelplane", "direct", "bare", "haproxy", "modelplane-litellm", "litellm-proxy")
 
 
 @dataclass(frozen=True)
@@ -152,6 +155,7 @@ def server_for(system: str, upstream_url: str) -> ServerProcess | None:
         ),
         "litellm-proxy": lambda: litellm_proxy.server(free_port(), upstream_url, SERVER_CORE),
         "bare": lambda: bare_server(upstream_url),
+        "haproxy": lambda: haproxy.server("haproxy", free_port(), upstream_url, busy=False),
     }
     return factories[system]()
 
@@ -395,6 +399,7 @@ def figures(results: dict[str, SystemResult]) -> dict[str, object]:
         "modelplane-litellm": "mp_litellm",
         "litellm-proxy": "litellm",
         "bare": "bare",
+        "haproxy": "haproxy",
         "direct": "direct",
     }
     for mode in MODES:
@@ -413,14 +418,18 @@ def figures(results: dict[str, SystemResult]) -> dict[str, object]:
             results, "modelplane", "litellm-proxy", mode
         )
         out[f"mp_vs_bare_per_cpu_{mode}"] = cpu_ratio(results, "modelplane", "bare", mode)
-    for mode in MODES:
-        for phase, label in (("sequential", "seq"), ("half_load", "half")):
-            out[f"mp_added_p50_ms_{label}_{mode}"] = added(
-                results, "modelplane", f"{mode}/{phase}", "p50_ms"
-            )
-            out[f"mp_added_p99_ms_{label}_{mode}"] = added(
-                results, "modelplane", f"{mode}/{phase}", "p99_ms"
-            )
+    # Latency added over direct by modelplane, and by the two pass-throughs that bound what any
+    # proxy hop costs here (bare Python, HAProxy in C), at the same rates.
+    for system in ("modelplane", "bare", "haproxy"):
+        if system not in results:
+            continue
+        for mode in MODES:
+            for phase, label in (("sequential", "seq"), ("half_load", "half")):
+                for key in ("p50_ms", "p99_ms"):
+                    percentile = key.removesuffix("_ms")
+                    out[f"{short[system]}_added_{percentile}_ms_{label}_{mode}"] = added(
+                        results, system, f"{mode}/{phase}", key
+                    )
     for mode in MODES:
         for system, prefix in short.items():
             if system in results and system != "direct":
@@ -484,6 +493,9 @@ def main() -> None:
     unknown = sorted(set(systems) - set(SYSTEMS))
     if unknown:
         parser.error(f"unknown system(s): {', '.join(unknown)}")
+    if "haproxy" in systems and not haproxy.available():
+        print("haproxy is not installed (apt-get install haproxy): skipped", file=sys.stderr)
+        systems.remove("haproxy")
     # modelplane first: its maximum sets the half-load rate every system is measured at.
     systems.sort(key=lambda name: name != "modelplane")
     bench = Bench(args)

@@ -979,14 +979,20 @@ static int scan_assignments(Scan *scan, const Runs *runs)
     found.count = 0;
     found.capacity = sizeof found.inline_items / sizeof *found.inline_items;
     int result = 0;
-    Py_ssize_t previous_end = -1;
+    /* The previous value start and the identifier end found from it: a walk back that reaches
+     * that start has the same end, so no character is walked twice ("=====..." stays linear). */
+    Py_ssize_t previous_start = 0, previous_end = -1;
     for (Py_ssize_t run = 0; run < runs->count && result == 0; run++) {
         Py_ssize_t run_start = runs->spans[run].start, last_value_start = runs->spans[run].end - LONG_TOKEN;
         for (Py_ssize_t value_start = run_start; value_start <= last_value_start && result == 0;) {
             Py_ssize_t identifier_end = value_start;
-            while (identifier_end > 0 && is_assignment_gap(scan->ascii[identifier_end - 1])) {
+            while (identifier_end > previous_start && is_assignment_gap(scan->ascii[identifier_end - 1])) {
                 identifier_end--;
             }
+            if (identifier_end == previous_start && previous_end >= 0) {
+                identifier_end = previous_end;
+            }
+            previous_start = value_start;
             if (identifier_end != previous_end) {
                 previous_end = identifier_end;
                 result = consider_identifier(scan, identifier_end, &found);

@@ -8,6 +8,7 @@
 #include "piiscan.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <string.h>
 
 /* The character classes of pii.py's patterns, as bit flags:
@@ -364,9 +365,36 @@ static inline bool is_token_byte(unsigned char byte)
     return CHAR_CLASSES[byte & 0x7f] & CLASS_TOKEN;
 }
 
+/* The offset of the last blank or control character (below "!") in the 16 bytes at `window`,
+ * or -1, eight bytes at a time: for bytes below 0x80, (b | 0x80) - 0x21 keeps its high bit
+ * exactly when b >= 0x21, and no byte borrows from its neighbour. */
+static inline Py_ssize_t last_blank_in_window(const unsigned char *window)
+{
+#if defined(__GNUC__) && defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    const uint64_t high_bits = 0x8080808080808080u, bangs = 0x2121212121212121u;
+    uint64_t words[2];
+    memcpy(words, window, sizeof words);
+    for (int half = 1; half >= 0; half--) {
+        uint64_t blanks = ~((words[half] | high_bits) - bangs) & high_bits;
+        if (blanks) {
+            return half * 8 + (63 - __builtin_clzll(blanks)) / 8;
+        }
+    }
+    return -1;
+#else
+    for (Py_ssize_t index = LONG_TOKEN - 1; index >= 0; index--) {
+        if (window[index] < '!') {
+            return index;
+        }
+    }
+    return -1;
+#endif
+}
+
 /* pii._long_token_runs: the maximal runs of at least 16 token characters. Prose breaks words
- * every few characters, so each window of 16 is read from its end backwards: the first
- * non-token character met rules out every window holding it, and the search jumps past it. */
+ * every few characters, so each window of 16 is first tested for a blank at once, and else
+ * read from its end backwards: the last non-token character met rules out every window
+ * holding it, and the search jumps past it. */
 static int long_token_runs(const Scan *scan, Runs *runs)
 {
     const unsigned char *ascii = scan->ascii;
@@ -374,6 +402,11 @@ static int long_token_runs(const Scan *scan, Runs *runs)
     /* `start` follows a non-token character (or is 0): the start of any run found from it. */
     Py_ssize_t start = 0;
     while (start + LONG_TOKEN <= length) {
+        Py_ssize_t blank = last_blank_in_window(ascii + start);
+        if (blank >= 0) {
+            start += blank + 1;
+            continue;
+        }
         Py_ssize_t index = start + LONG_TOKEN - 1;
         while (index >= start && is_token_byte(ascii[index])) {
             index--;

@@ -1,4 +1,5 @@
-/* Textual PII: e-mail (pii._scan_email), credentials (pii._scan_credentials), IPv6 (pii._scan_ipv6).
+/* Textual PII: e-mail (pii._scan_email), credentials (pii._scan_credentials) and IPv6
+ * (pii._scan_ipv6).
  *
  * pii.py finds these with regular expressions; here each pattern is matched by hand, with the
  * backtracking of Python's engine worked out once per pattern (the comment at each matcher says
@@ -43,6 +44,21 @@ static const unsigned char CHAR_CLASSES[128] = {
     0xf7, 0xf7, 0xf7, 0xf7, 0xf7, 0xf7, 0xf7, 0xf7, 0xf7, 0xf7, 0xf7, 0x02, 0x02, 0x02, 0x23, 0x00,
 };
 
+static inline bool has_class(unsigned char byte, unsigned char classes)
+{
+    return CHAR_CLASSES[byte & 0x7f] & classes;
+}
+
+static inline bool is_blank(unsigned char byte)
+{
+    return byte == ' ' || byte == '\t';
+}
+
+static inline Py_ssize_t min_index(Py_ssize_t a, Py_ssize_t b)
+{
+    return a < b ? a : b;
+}
+
 static inline bool is_ascii_alpha(unsigned char c)
 {
     return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z');
@@ -65,8 +81,8 @@ static bool starts_with(const Scan *scan, Py_ssize_t start, const char *literal,
 #define SHORT_HAYSTACK 256
 
 /* The first index >= from where `literal` starts and ends by `to`, or -1. */
-static Py_ssize_t find_literal(
-    const unsigned char *bytes, Py_ssize_t from, Py_ssize_t to, const char *literal, Py_ssize_t length)
+static Py_ssize_t find_literal(const unsigned char *bytes, Py_ssize_t from, Py_ssize_t to,
+                               const char *literal, Py_ssize_t length)
 {
     if (from < 0) {
         from = 0;
@@ -75,12 +91,14 @@ static Py_ssize_t find_literal(
         return -1;
     }
     if (to - from >= SHORT_HAYSTACK) {
-        const unsigned char *found = memmem(bytes + from, (size_t)(to - from), literal, (size_t)length);
+        const unsigned char *found =
+            memmem(bytes + from, (size_t)(to - from), literal, (size_t)length);
         return found == NULL ? -1 : found - bytes;
     }
     const unsigned char first = (unsigned char)literal[0];
     for (Py_ssize_t index = from; index + length <= to; index++) {
-        if (bytes[index] == first && memcmp(bytes + index + 1, literal + 1, (size_t)(length - 1)) == 0) {
+        if (bytes[index] == first
+            && memcmp(bytes + index + 1, literal + 1, (size_t)(length - 1)) == 0) {
             return index;
         }
     }
@@ -88,11 +106,12 @@ static Py_ssize_t find_literal(
 }
 
 /* The length of the run of `classes` characters from `start`, counting at most `limit`. */
-static Py_ssize_t class_run(const Scan *scan, Py_ssize_t start, Py_ssize_t limit, unsigned char classes)
+static Py_ssize_t class_run(const Scan *scan, Py_ssize_t start, Py_ssize_t limit,
+                            unsigned char classes)
 {
-    Py_ssize_t end = start + limit < scan->length ? start + limit : scan->length;
+    Py_ssize_t end = min_index(start + limit, scan->length);
     Py_ssize_t index = start;
-    while (index < end && (CHAR_CLASSES[scan->ascii[index] & 0x7f] & classes)) {
+    while (index < end && has_class(scan->ascii[index], classes)) {
         index++;
     }
     return index - start;
@@ -100,19 +119,14 @@ static Py_ssize_t class_run(const Scan *scan, Py_ssize_t start, Py_ssize_t limit
 
 static inline bool is_space_at(const Scan *scan, Py_ssize_t index)
 {
-    return index < scan->length && Py_UNICODE_ISSPACE(PyUnicode_READ(scan->kind, scan->data, index));
-}
-
-/* A str for text[start:end] (for the Python checks, which need the value in every mode). */
-static PyObject *substring(const Scan *scan, Py_ssize_t start, Py_ssize_t end)
-{
-    return PyUnicode_Substring(scan->text, start, end);
+    return index < scan->length
+           && Py_UNICODE_ISSPACE(PyUnicode_READ(scan->kind, scan->data, index));
 }
 
 /* Call pii.is_jwt / pii.is_ipv6 on text[start:end]: 1, 0, or -1 with an exception set. */
 static int python_check(const Scan *scan, PyObject *check, Py_ssize_t start, Py_ssize_t end)
 {
-    PyObject *value = substring(scan, start, end);
+    PyObject *value = PyUnicode_Substring(scan->text, start, end);
     if (value == NULL) {
         return -1;
     }
@@ -194,7 +208,7 @@ static inline bool is_email_atom(const Scan *scan, Py_ssize_t index)
     if (byte == '?') {
         return PyUnicode_READ(scan->kind, scan->data, index) == '?';
     }
-    return CHAR_CLASSES[byte & 0x7f] & CLASS_EMAIL_ATOM;
+    return has_class(byte, CLASS_EMAIL_ATOM);
 }
 
 /* The length of an _EMAIL_DOMAIN label ([A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?\.) at
@@ -202,14 +216,15 @@ static inline bool is_email_atom(const Scan *scan, Py_ssize_t index)
  * whole run of letters, digits and hyphens there: one way to match at most. */
 static Py_ssize_t email_label(const Scan *scan, Py_ssize_t start, Py_ssize_t endpos)
 {
-    if (start >= endpos || !(CHAR_CLASSES[scan->ascii[start] & 0x7f] & CLASS_ALNUM)) {
+    if (start >= endpos || !has_class(scan->ascii[start], CLASS_ALNUM)) {
         return 0;
     }
     Py_ssize_t end = start;
-    while (end < endpos && (CHAR_CLASSES[scan->ascii[end] & 0x7f] & CLASS_ALNUM || scan->ascii[end] == '-')) {
+    while (end < endpos && (has_class(scan->ascii[end], CLASS_ALNUM) || scan->ascii[end] == '-')) {
         end++;
     }
-    if (end >= endpos || scan->ascii[end] != '.' || end - start > 63 || scan->ascii[end - 1] == '-') {
+    if (end >= endpos || scan->ascii[end] != '.' || end - start > 63
+        || scan->ascii[end - 1] == '-') {
         return 0;
     }
     return end - start + 1;
@@ -256,7 +271,7 @@ static bool image_scale_label(const Scan *scan, Py_ssize_t start, Py_ssize_t end
     if (index == start) {
         return false;
     }
-    if (index + 1 < end && (ascii[index] == 'x' || ascii[index] == 'X') && ascii[index + 1] == '.') {
+    if (index + 1 < end && (ascii[index] | 0x20) == 'x' && ascii[index + 1] == '.') {
         return true;
     }
     if (index < end && ascii[index] == '.') {
@@ -264,7 +279,7 @@ static bool image_scale_label(const Scan *scan, Py_ssize_t start, Py_ssize_t end
         while (index < end && is_ascii_digit(ascii[index])) {
             index++;
         }
-        return index > fraction && index + 1 < end && (ascii[index] == 'x' || ascii[index] == 'X')
+        return index > fraction && index + 1 < end && (ascii[index] | 0x20) == 'x'
                && ascii[index + 1] == '.';
     }
     return false;
@@ -287,7 +302,7 @@ int pii_scan_email(Scan *scan)
                 break;
             }
         }
-        Py_ssize_t endpos = at + 1 + EMAIL_MAX_DOMAIN < length ? at + 1 + EMAIL_MAX_DOMAIN : length;
+        Py_ssize_t endpos = min_index(at + 1 + EMAIL_MAX_DOMAIN, length);
         Py_ssize_t domain_end = local_start < at ? email_domain_end(scan, at + 1, endpos) : -1;
         if (domain_end >= 0) {
             while (local_start < at && ascii[local_start] == '.') {
@@ -362,7 +377,7 @@ static int runs_append(Runs *runs, Py_ssize_t start, Py_ssize_t end)
 
 static inline bool is_token_byte(unsigned char byte)
 {
-    return CHAR_CLASSES[byte & 0x7f] & CLASS_TOKEN;
+    return has_class(byte, CLASS_TOKEN);
 }
 
 /* The offset of the last blank or control character (below "!") in the 16 bytes at `window`,
@@ -516,7 +531,8 @@ static int scan_aws_keys(Scan *scan, Py_ssize_t run_start, Py_ssize_t run_end)
         }
         Py_ssize_t index = start + 4;
         while (index < start + 20
-               && ((ascii[index] >= 'A' && ascii[index] <= 'Z') || (ascii[index] >= '2' && ascii[index] <= '7'))) {
+               && ((ascii[index] >= 'A' && ascii[index] <= 'Z')
+                   || (ascii[index] >= '2' && ascii[index] <= '7'))) {
             index++;
         }
         if (index < start + 20) {
@@ -552,7 +568,8 @@ static int scan_github_tokens(Scan *scan, Py_ssize_t run_start, Py_ssize_t run_e
             end = start + 40;
         } else if (starts_with(scan, start + 2, "ithub_pat_", 10) && start + 94 <= run_end) {
             Py_ssize_t index = start + 12; /* [A-Za-z0-9_]{82} */
-            while (index < start + 94 && (CHAR_CLASSES[ascii[index] & 0x7f] & CLASS_ALNUM || ascii[index] == '_')) {
+            while (index < start + 94
+                   && (has_class(ascii[index], CLASS_ALNUM) || ascii[index] == '_')) {
                 index++;
             }
             end = index == start + 94 ? index : -1;
@@ -585,7 +602,7 @@ static int scan_slack_tokens(Scan *scan, Py_ssize_t run_start, Py_ssize_t run_en
         Py_ssize_t body = start + 5;
         Py_ssize_t end = body;
         if (kind && strchr("abposre", kind) != NULL && ascii_at(scan, start + 4, '-')) {
-            while (end < run_end && (CHAR_CLASSES[ascii[end] & 0x7f] & CLASS_ALNUM || ascii[end] == '-')) {
+            while (end < run_end && (has_class(ascii[end], CLASS_ALNUM) || ascii[end] == '-')) {
                 end++;
             }
         }
@@ -640,7 +657,7 @@ static int scan_bearer_tokens(Scan *scan)
             continue;
         }
         Py_ssize_t token = found + 5;
-        while (token < length && (ascii[token] == ' ' || ascii[token] == '\t')) {
+        while (token < length && is_blank(ascii[token])) {
             token++;
         }
         Py_ssize_t end = token + class_run(scan, token, length - token, CLASS_BEARER);
@@ -651,7 +668,8 @@ static int scan_bearer_tokens(Scan *scan)
         while (end < length && ascii[end] == '=') {
             end++;
         }
-        if (!is_word_char(scan_char(scan, start - 1)) && looks_random(ascii + token, end - token, 16)) {
+        if (!is_word_char(scan_char(scan, start - 1))
+            && looks_random(ascii + token, end - token, 16)) {
             int more = credential_hit(scan, start, end);
             if (more <= 0) {
                 return more;
@@ -682,7 +700,8 @@ static int scan_jwts(Scan *scan, Py_ssize_t run_start, Py_ssize_t run_end)
         Py_ssize_t header = jwt_segment(scan, start + 3, 1024);
         Py_ssize_t payload_start = start + 3 + header + 1;
         Py_ssize_t end = -1;
-        if (header && ascii_at(scan, payload_start - 1, '.') && starts_with(scan, payload_start, "eyJ", 3)) {
+        if (header && ascii_at(scan, payload_start - 1, '.')
+            && starts_with(scan, payload_start, "eyJ", 3)) {
             Py_ssize_t payload = jwt_segment(scan, payload_start + 3, 16384);
             Py_ssize_t signature_start = payload_start + 3 + payload + 1;
             if (payload && ascii_at(scan, signature_start - 1, '.')) {
@@ -730,7 +749,8 @@ static Py_ssize_t pem_header_end(const Scan *scan, Py_ssize_t start)
         }
         Py_ssize_t end = word;
         while (end < scan->length
-               && ((scan->ascii[end] >= 'A' && scan->ascii[end] <= 'Z') || is_ascii_digit(scan->ascii[end]))) {
+               && ((scan->ascii[end] >= 'A' && scan->ascii[end] <= 'Z')
+                   || is_ascii_digit(scan->ascii[end]))) {
             end++;
         }
         if (end == word || !ascii_at(scan, end, ' ')) {
@@ -746,9 +766,10 @@ static Py_ssize_t pem_header_end(const Scan *scan, Py_ssize_t start)
 /* The body run [A-Za-z0-9+/=\s] from `start`, counting at most PEM_MAX_BODY. */
 static Py_ssize_t pem_body_run(const Scan *scan, Py_ssize_t start)
 {
-    Py_ssize_t end = start + PEM_MAX_BODY < scan->length ? start + PEM_MAX_BODY : scan->length;
+    Py_ssize_t end = min_index(start + PEM_MAX_BODY, scan->length);
     Py_ssize_t index = start;
-    while (index < end && ((CHAR_CLASSES[scan->ascii[index] & 0x7f] & CLASS_PEM_BODY) || is_space_at(scan, index))) {
+    while (index < end
+           && (has_class(scan->ascii[index], CLASS_PEM_BODY) || is_space_at(scan, index))) {
         index++;
     }
     return index - start;
@@ -768,13 +789,15 @@ static Py_ssize_t space_run(const Scan *scan, Py_ssize_t start)
 static Py_ssize_t pem_header_line_end(const Scan *scan, Py_ssize_t start)
 {
     Py_ssize_t index = start;
-    while (index < scan->length && (is_ascii_alpha(scan->ascii[index]) || scan->ascii[index] == '-')) {
+    while (index < scan->length
+           && (is_ascii_alpha(scan->ascii[index]) || scan->ascii[index] == '-')) {
         index++;
     }
     if (index == start || !ascii_at(scan, index, ':')) {
         return -1;
     }
-    const unsigned char *newline = memchr(scan->ascii + index, '\n', (size_t)(scan->length - index));
+    const unsigned char *newline =
+        memchr(scan->ascii + index, '\n', (size_t)(scan->length - index));
     return newline == NULL ? -1 : newline - scan->ascii + 1;
 }
 
@@ -787,7 +810,8 @@ static Py_ssize_t pem_header_line_end(const Scan *scan, Py_ssize_t start)
  * is body too, so the body grows by one character per step; for the blanks after the header at
  * least one must stay). So the match is found at the last line position that allows 40 body
  * characters, which one pass forward tells. Sets the body's start and the match's end. */
-static bool pem_rest(const Scan *scan, Py_ssize_t header_end, Py_ssize_t *body_start, Py_ssize_t *end)
+static bool pem_rest(const Scan *scan, Py_ssize_t header_end, Py_ssize_t *body_start,
+                     Py_ssize_t *end)
 {
     Py_ssize_t blanks = space_run(scan, header_end);
     if (blanks == 0) {
@@ -865,16 +889,19 @@ static int scan_private_keys(Scan *scan)
     return result;
 }
 
-/* _ASSIGNED_VALUE's value after the operator at `start`: [ \t]*["'`]?([A-Za-z0-9/+_\-.~=!@#$%^&*]{12,200}).
+/* _ASSIGNED_VALUE's value after the operator at `start`:
+ *   [ \t]*["'`]?([A-Za-z0-9/+_\-.~=!@#$%^&*]{12,200})
  * Neither blanks nor quotes are value characters, so giving any back cannot help. */
-static bool assigned_value_after(const Scan *scan, Py_ssize_t start, Py_ssize_t *value_start, Py_ssize_t *value_end)
+static bool assigned_value_after(const Scan *scan, Py_ssize_t start, Py_ssize_t *value_start,
+                                 Py_ssize_t *value_end)
 {
     const unsigned char *ascii = scan->ascii;
     Py_ssize_t index = start;
-    while (index < scan->length && (ascii[index] == ' ' || ascii[index] == '\t')) {
+    while (index < scan->length && is_blank(ascii[index])) {
         index++;
     }
-    if (index < scan->length && (ascii[index] == '"' || ascii[index] == '\'' || ascii[index] == '`')) {
+    if (index < scan->length
+        && (ascii[index] == '"' || ascii[index] == '\'' || ascii[index] == '`')) {
         index++;
     }
     Py_ssize_t run = class_run(scan, index, 200, CLASS_TOKEN);
@@ -889,18 +916,20 @@ static bool assigned_value_after(const Scan *scan, Py_ssize_t start, Py_ssize_t 
 /* _ASSIGNED_VALUE.match(text, start): ["']?[ \t]*(?::=|=|:|=>) then the value. The quote and
  * blanks cannot be given back usefully (the operator never starts with either); the operator's
  * alternatives are tried in the pattern's order. */
-static bool assigned_value(const Scan *scan, Py_ssize_t start, Py_ssize_t *value_start, Py_ssize_t *value_end)
+static bool assigned_value(const Scan *scan, Py_ssize_t start, Py_ssize_t *value_start,
+                           Py_ssize_t *value_end)
 {
     const unsigned char *ascii = scan->ascii;
     Py_ssize_t index = start;
     if (index < scan->length && (ascii[index] == '"' || ascii[index] == '\'')) {
         index++;
     }
-    while (index < scan->length && (ascii[index] == ' ' || ascii[index] == '\t')) {
+    while (index < scan->length && is_blank(ascii[index])) {
         index++;
     }
     if (ascii_at(scan, index, ':')) {
-        if (ascii_at(scan, index + 1, '=') && assigned_value_after(scan, index + 2, value_start, value_end)) {
+        if (ascii_at(scan, index + 1, '=')
+            && assigned_value_after(scan, index + 2, value_start, value_end)) {
             return true;
         }
         return assigned_value_after(scan, index + 1, value_start, value_end);
@@ -909,7 +938,8 @@ static bool assigned_value(const Scan *scan, Py_ssize_t start, Py_ssize_t *value
         if (assigned_value_after(scan, index + 1, value_start, value_end)) {
             return true;
         }
-        return ascii_at(scan, index + 1, '>') && assigned_value_after(scan, index + 2, value_start, value_end);
+        return ascii_at(scan, index + 1, '>')
+               && assigned_value_after(scan, index + 2, value_start, value_end);
     }
     return false;
 }
@@ -954,11 +984,12 @@ static int assignments_append(Assignments *found, Assignment assignment)
 /* The characters _ASSIGNED_VALUE may put between an identifier and its value. */
 static inline bool is_assignment_gap(unsigned char c)
 {
-    return c == '"' || c == '\'' || c == '`' || c == ' ' || c == '\t' || c == ':' || c == '=' || c == '>';
+    return c == '"' || c == '\'' || c == '`' || is_blank(c) || c == ':' || c == '=' || c == '>';
 }
 
 /* Whether text[start:end] holds `keyword` (lowercase) ignoring ASCII case, as folded.find does. */
-static bool holds_keyword(const unsigned char *ascii, Py_ssize_t start, Py_ssize_t end, const char *keyword)
+static bool holds_keyword(const unsigned char *ascii, Py_ssize_t start, Py_ssize_t end,
+                          const char *keyword)
 {
     Py_ssize_t length = (Py_ssize_t)strlen(keyword);
     for (Py_ssize_t index = start; index + length <= end; index++) {
@@ -981,7 +1012,7 @@ static bool holds_keyword(const unsigned char *ascii, Py_ssize_t start, Py_ssize
 static int consider_identifier(const Scan *scan, Py_ssize_t identifier_end, Assignments *found)
 {
     Py_ssize_t identifier_start = identifier_end;
-    while (identifier_start > 0 && (CHAR_CLASSES[scan->ascii[identifier_start - 1] & 0x7f] & CLASS_IDENTIFIER)) {
+    while (identifier_start > 0 && has_class(scan->ascii[identifier_start - 1], CLASS_IDENTIFIER)) {
         identifier_start--;
     }
     Py_ssize_t value_start, value_end;
@@ -990,7 +1021,8 @@ static int consider_identifier(const Scan *scan, Py_ssize_t identifier_end, Assi
         || !looks_random(scan->ascii + value_start, value_end - value_start, 16)) {
         return 0;
     }
-    return assignments_append(found, (Assignment){identifier_start, identifier_end, value_start, value_end});
+    Assignment assignment = {identifier_start, identifier_end, value_start, value_end};
+    return assignments_append(found, assignment);
 }
 
 /* pii._scan_assignments, driven by the long runs instead of keyword searches over the text.
@@ -1016,10 +1048,12 @@ static int scan_assignments(Scan *scan, const Runs *runs)
      * that start has the same end, so no character is walked twice ("=====..." stays linear). */
     Py_ssize_t previous_start = 0, previous_end = -1;
     for (Py_ssize_t run = 0; run < runs->count && result == 0; run++) {
-        Py_ssize_t run_start = runs->spans[run].start, last_value_start = runs->spans[run].end - LONG_TOKEN;
+        Py_ssize_t run_start = runs->spans[run].start;
+        Py_ssize_t last_value_start = runs->spans[run].end - LONG_TOKEN;
         for (Py_ssize_t value_start = run_start; value_start <= last_value_start && result == 0;) {
             Py_ssize_t identifier_end = value_start;
-            while (identifier_end > previous_start && is_assignment_gap(scan->ascii[identifier_end - 1])) {
+            while (identifier_end > previous_start
+                   && is_assignment_gap(scan->ascii[identifier_end - 1])) {
                 identifier_end--;
             }
             if (identifier_end == previous_start && previous_end >= 0) {
@@ -1030,7 +1064,8 @@ static int scan_assignments(Scan *scan, const Runs *runs)
                 previous_end = identifier_end;
                 result = consider_identifier(scan, identifier_end, &found);
             }
-            const unsigned char *equals = memchr(scan->ascii + value_start, '=', (size_t)(last_value_start - value_start));
+            const unsigned char *equals =
+                memchr(scan->ascii + value_start, '=', (size_t)(last_value_start - value_start));
             if (equals == NULL) {
                 break;
             }
@@ -1039,10 +1074,12 @@ static int scan_assignments(Scan *scan, const Runs *runs)
     }
     /* 1 while credentials are still wanted, 0 once detect mode has one, -1 on error. */
     int more = result < 0 ? -1 : 1;
-    for (size_t keyword = 0; more > 0 && keyword < sizeof ASSIGNMENT_KEYWORDS / sizeof *ASSIGNMENT_KEYWORDS; keyword++) {
+    size_t keywords = sizeof ASSIGNMENT_KEYWORDS / sizeof *ASSIGNMENT_KEYWORDS;
+    for (size_t keyword = 0; more > 0 && keyword < keywords; keyword++) {
         for (Py_ssize_t index = 0; more > 0 && index < found.count; index++) {
             const Assignment *assignment = &found.items[index];
-            if (holds_keyword(scan->ascii, assignment->identifier_start, assignment->identifier_end, ASSIGNMENT_KEYWORDS[keyword])) {
+            if (holds_keyword(scan->ascii, assignment->identifier_start,
+                              assignment->identifier_end, ASSIGNMENT_KEYWORDS[keyword])) {
                 more = credential_hit(scan, assignment->value_start, assignment->value_end);
             }
         }
@@ -1063,10 +1100,11 @@ static bool may_be_assigned(const Scan *scan, Py_ssize_t start, Py_ssize_t end)
     Py_ssize_t window_start = start > OPERATOR_LOOKBACK ? start - OPERATOR_LOOKBACK : 0;
     Py_ssize_t before_end = start;
     if (before_end > window_start
-        && (ascii[before_end - 1] == '"' || ascii[before_end - 1] == '\'' || ascii[before_end - 1] == '`')) {
+        && (ascii[before_end - 1] == '"' || ascii[before_end - 1] == '\''
+            || ascii[before_end - 1] == '`')) {
         before_end--;
     }
-    while (before_end > window_start && (ascii[before_end - 1] == ' ' || ascii[before_end - 1] == '\t')) {
+    while (before_end > window_start && is_blank(ascii[before_end - 1])) {
         before_end--;
     }
     if (before_end == window_start) {
@@ -1084,10 +1122,11 @@ static bool bearer_may_precede_run(const Scan *scan, const Runs *runs)
 {
     for (Py_ssize_t run = 0; run < runs->count; run++) {
         Py_ssize_t index = runs->spans[run].start;
-        while (index > 0 && (scan->ascii[index - 1] == ' ' || scan->ascii[index - 1] == '\t')) {
+        while (index > 0 && is_blank(scan->ascii[index - 1])) {
             index--;
         }
-        if (index < runs->spans[run].start && index >= 6 && memcmp(scan->ascii + index - 5, "earer", 5) == 0
+        if (index < runs->spans[run].start && index >= 6
+            && memcmp(scan->ascii + index - 5, "earer", 5) == 0
             && (scan->ascii[index - 6] == 'B' || scan->ascii[index - 6] == 'b')) {
             return true;
         }
@@ -1176,7 +1215,8 @@ static bool ipv6_anchor(const Scan *scan, Py_ssize_t position, Py_ssize_t *start
 {
     const unsigned char *ascii = scan->ascii;
     while (position < scan->length) {
-        const unsigned char *colon = memchr(ascii + position, ':', (size_t)(scan->length - position));
+        const unsigned char *colon =
+            memchr(ascii + position, ':', (size_t)(scan->length - position));
         if (colon == NULL) {
             return false;
         }
@@ -1222,10 +1262,11 @@ int pii_scan_ipv6(Scan *scan)
     Py_ssize_t anchor_start, anchor_end;
     while (ipv6_anchor(scan, position, &anchor_start, &anchor_end)) {
         position = anchor_end;
-        Py_ssize_t window_start = anchor_start > IPV6_MAX_LENGTH ? anchor_start - IPV6_MAX_LENGTH : 0;
+        Py_ssize_t window_start =
+            anchor_start > IPV6_MAX_LENGTH ? anchor_start - IPV6_MAX_LENGTH : 0;
         if (anchor_end - anchor_start > 2) {
             /* Without "::" an address needs 6 or 7 colons: times such as 10:42:17 stop here. */
-            Py_ssize_t window_end = anchor_end + IPV6_MAX_LENGTH < length ? anchor_end + IPV6_MAX_LENGTH : length;
+            Py_ssize_t window_end = min_index(anchor_end + IPV6_MAX_LENGTH, length);
             Py_ssize_t colons = 0;
             bool double_colon = false;
             for (Py_ssize_t index = window_start; index < window_end; index++) {
@@ -1240,21 +1281,23 @@ int pii_scan_ipv6(Scan *scan)
         }
         /* _IPV6_HEAD: the hex digits and colons right before the anchor, within the window. */
         Py_ssize_t first = anchor_start;
-        while (first > window_start && (ascii[first - 1] == ':' || (CHAR_CLASSES[ascii[first - 1] & 0x7f] & CLASS_HEX))) {
+        while (first > window_start
+               && (ascii[first - 1] == ':' || has_class(ascii[first - 1], CLASS_HEX))) {
             first--;
         }
         /* _IPV6_TAIL: hex digits, colons and dots after it, at most 45 characters. */
         Py_ssize_t last = anchor_end;
-        Py_ssize_t tail_end = anchor_end + IPV6_MAX_LENGTH < length ? anchor_end + IPV6_MAX_LENGTH : length;
+        Py_ssize_t tail_end = min_index(anchor_end + IPV6_MAX_LENGTH, length);
         while (last < tail_end
-               && (ascii[last] == ':' || ascii[last] == '.' || (CHAR_CLASSES[ascii[last] & 0x7f] & CLASS_HEX))) {
+               && (ascii[last] == ':' || ascii[last] == '.' || has_class(ascii[last], CLASS_HEX))) {
             last++;
         }
         Py_ssize_t candidate_end = last;
         while (candidate_end > first && ascii[candidate_end - 1] == '.') {
             candidate_end--; /* .rstrip(".") */
         }
-        if (!is_word_char(scan_char(scan, first - 1)) && !is_word_char(scan_char(scan, candidate_end))
+        if (!is_word_char(scan_char(scan, first - 1))
+            && !is_word_char(scan_char(scan, candidate_end))
             && may_be_ipv6(scan, first, candidate_end)) {
             int is_ipv6 = python_check(scan, scan->is_ipv6, first, candidate_end);
             if (is_ipv6 < 0) {

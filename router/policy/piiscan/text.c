@@ -162,18 +162,18 @@ static bool looks_random(const unsigned char *value, Py_ssize_t length, Py_ssize
     Py_ssize_t counts[128] = {0};
     unsigned char first_seen[128];
     Py_ssize_t distinct = 0;
-    bool digit = false, lower = false, upper = false;
+    bool has_digit = false, has_lower = false, has_upper = false;
     for (Py_ssize_t index = 0; index < length; index++) {
         unsigned char c = value[index] & 0x7f;
-        digit |= c >= '0' && c <= '9';
-        lower |= c >= 'a' && c <= 'z';
-        upper |= c >= 'A' && c <= 'Z';
+        has_digit |= c >= '0' && c <= '9';
+        has_lower |= c >= 'a' && c <= 'z';
+        has_upper |= c >= 'A' && c <= 'Z';
         if (counts[c]++ == 0) {
             first_seen[distinct++] = c;
         }
     }
     /* any(isdigit) + (upper() != value) + (lower() != value) */
-    if ((int)digit + (int)lower + (int)upper < 2) {
+    if ((int)has_digit + (int)has_lower + (int)has_upper < 2) {
         return false;
     }
     if (least_bits_per_char(length, distinct) >= MIN_SECRET_BITS_PER_CHAR) {
@@ -1237,7 +1237,7 @@ static bool ipv6_anchor(const Scan *scan, Py_ssize_t position, Py_ssize_t *start
 static bool may_be_ipv6(const Scan *scan, Py_ssize_t start, Py_ssize_t end)
 {
     Py_ssize_t colons = 0;
-    bool double_colon = false, dot = false, digit = false;
+    bool double_colon = false, dot = false, has_digit = false;
     for (Py_ssize_t index = start; index < end; index++) {
         unsigned char c = scan->ascii[index];
         if (c == ':') {
@@ -1245,12 +1245,12 @@ static bool may_be_ipv6(const Scan *scan, Py_ssize_t start, Py_ssize_t end)
             double_colon |= index + 1 < end && scan->ascii[index + 1] == ':';
         }
         dot |= c == '.';
-        digit |= is_ascii_digit(c);
+        has_digit |= is_ascii_digit(c);
     }
     if (colons < 2 || (!double_colon && colons != 7 && !(colons == 6 && dot))) {
         return false;
     }
-    return digit;
+    return has_digit;
 }
 
 /* pii._scan_ipv6 */

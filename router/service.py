@@ -158,6 +158,14 @@ def parse_data_class(value: str | None) -> DataClass | None:
     return max(declared, key=_DATA_CLASS_ORDER.index)
 
 
+def effective_data_class(declared: DataClass | None, tenant_default: DataClass) -> DataClass:
+    """The declared class, but never below the tenant's default: a tenant made confidential
+    stays in the cluster whatever its clients send."""
+    if declared is None:
+        return tenant_default
+    return max(declared, tenant_default, key=_DATA_CLASS_ORDER.index)
+
+
 def bearer_token(authorization: str | None) -> str | None:
     if authorization is None:
         return None
@@ -310,7 +318,9 @@ class RouterService:
         ):
             raise UnknownModel(f"unknown model {pinned!r}: use 'auto' or one of GET /v1/models")
         features = extract_features(
-            request.body, data_class or tenant.default_data_class, catalog.settings
+            request.body,
+            effective_data_class(data_class, tenant.default_data_class),
+            catalog.settings,
         )
         started = time.perf_counter()
         tenant_policy = tenant.policy

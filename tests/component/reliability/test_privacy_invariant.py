@@ -592,8 +592,13 @@ def declared_class(case: RequestCase) -> DataClass | None:
 
 def must_stay_in_cluster(case: RequestCase) -> bool:
     declared = declared_class(case)
-    data_class = declared if declared is not None else case.tenant_spec.default_data_class
-    return data_class is DataClass.CONFIDENTIAL or bool(case.pii) or case.tenant_spec.over_budget
+    tenant_confidential = case.tenant_spec.default_data_class is DataClass.CONFIDENTIAL
+    return (
+        declared is DataClass.CONFIDENTIAL
+        or tenant_confidential  # the tenant's class is a floor no header lowers
+        or bool(case.pii)
+        or case.tenant_spec.over_budget
+    )
 
 
 def request_kind(case: RequestCase) -> str:
@@ -603,7 +608,7 @@ def request_kind(case: RequestCase) -> str:
         return "pii"
     if declared is DataClass.CONFIDENTIAL:
         return "confidential (header)"
-    if declared is None and case.tenant_spec.default_data_class is DataClass.CONFIDENTIAL:
+    if case.tenant_spec.default_data_class is DataClass.CONFIDENTIAL:
         return "confidential (tenant default)"
     if case.tenant_spec.over_budget:
         return "over budget (in-cluster only)"

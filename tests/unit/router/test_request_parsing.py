@@ -14,7 +14,12 @@ from modelplane.router.errors import (
     RouterError,
 )
 from modelplane.router.policy.types import DataClass
-from modelplane.router.service import bearer_token, parse_chat_request, parse_data_class
+from modelplane.router.service import (
+    bearer_token,
+    effective_data_class,
+    parse_chat_request,
+    parse_data_class,
+)
 
 MESSAGES = [{"role": "user", "content": "hello"}]
 
@@ -76,6 +81,24 @@ def test_data_class_header_is_case_insensitive_and_checked() -> None:
     assert parse_data_class("Confidential") is DataClass.CONFIDENTIAL
     with pytest.raises(InvalidRequest, match="public, internal, confidential"):
         parse_data_class("secret")
+
+
+@pytest.mark.parametrize(
+    ("declared", "tenant_default", "effective"),
+    [
+        (None, DataClass.CONFIDENTIAL, DataClass.CONFIDENTIAL),
+        (DataClass.PUBLIC, DataClass.CONFIDENTIAL, DataClass.CONFIDENTIAL),
+        (DataClass.INTERNAL, DataClass.CONFIDENTIAL, DataClass.CONFIDENTIAL),
+        (DataClass.PUBLIC, DataClass.INTERNAL, DataClass.INTERNAL),
+        (DataClass.CONFIDENTIAL, DataClass.PUBLIC, DataClass.CONFIDENTIAL),
+        (DataClass.INTERNAL, DataClass.PUBLIC, DataClass.INTERNAL),
+        (None, DataClass.PUBLIC, DataClass.PUBLIC),
+    ],
+)
+def test_a_declared_data_class_raises_the_tenant_default_but_never_lowers_it(
+    declared: DataClass | None, tenant_default: DataClass, effective: DataClass
+) -> None:
+    assert effective_data_class(declared, tenant_default) is effective
 
 
 @pytest.mark.parametrize(

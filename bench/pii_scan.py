@@ -7,8 +7,11 @@ in 30% of prose sentences; "pii" prompts are the same kind of text with one inst
 type placed at random positions, so the scan finds every type; "dense" is a stress case, clean
 but with a look-alike in every sentence.
 Each figure is the best of several timed rounds of the production call, `detect_pii(text)` with
-every type wanted; "full" additionally reports `find_pii`, which never exits early. Time is this
-process's CPU time, so other work on a shared machine does not distort the figure.
+every type wanted (the native scanner, `router/policy/piiscan/`); "full" additionally reports
+`find_pii`, which never exits early and builds every hit; "python" is `python_detect_pii`, the
+pure-Python reference (and fallback where no C compiler is available), measured in the same run
+on the same prompts. Time is this process's CPU time, so other work on a shared machine does not
+distort the figure.
 
     .venv/bin/python -m bench.pii_scan [--quick]
 """
@@ -20,7 +23,12 @@ import random
 import time
 from collections.abc import Callable
 
-from modelplane.router.policy.pii import detect_pii, find_pii
+from modelplane.router.policy.pii import (
+    NATIVE_SCANNER_AVAILABLE,
+    detect_pii,
+    find_pii,
+    python_detect_pii,
+)
 from modelplane.router.policy.types import PiiType
 
 SIZES = {"1k": 1_000, "10k": 10_000, "100k": 100_000}
@@ -144,7 +152,11 @@ def main() -> int:
     volume = 400_000 if args.quick else 2_000_000  # bytes of prompts per size and kind
 
     figures: dict[str, float] = {}
-    print(f"{'prompt':>8} {'kind':>6} {'prompts':>8} {'detect MB/s':>12} {'full MB/s':>10}")
+    print(f"PII scanner: {'native' if NATIVE_SCANNER_AVAILABLE else 'pure Python (not built)'}")
+    print(
+        f"{'prompt':>8} {'kind':>6} {'prompts':>8} {'detect MB/s':>12} {'full MB/s':>10}"
+        f" {'python MB/s':>12} {'speed-up':>9}"
+    )
     kinds = {
         "clean": lambda size: clean_prompt(size, rng, MIXED),
         "pii": lambda size: pii_prompt(size, rng),
@@ -162,9 +174,14 @@ def main() -> int:
                 raise SystemExit("a clean benchmark prompt was flagged as containing PII")
             detect = _megabytes_per_second(detect_pii, texts, rounds)
             full = _megabytes_per_second(find_pii, texts, rounds)
+            python = _megabytes_per_second(python_detect_pii, texts, rounds)
             figures[f"pii_mb_s_{label}_{kind}"] = detect
             figures[f"pii_full_mb_s_{label}_{kind}"] = full
-            print(f"{label:>8} {kind:>6} {count:>8} {detect:>12.1f} {full:>10.1f}")
+            figures[f"pii_python_mb_s_{label}_{kind}"] = python
+            print(
+                f"{label:>8} {kind:>6} {count:>8} {detect:>12.1f} {full:>10.1f}"
+                f" {python:>12.1f} {detect / python:>8.1f}x"
+            )
     print(" ".join(f"{name}={value:.1f}" for name, value in figures.items()))
     return 0
 

@@ -1,7 +1,10 @@
 """Local PII and secret detectors: no network, no model, every hit validated beyond its shape.
 
-The router scans every prompt before deciding where it may go, so the scan is on the hot path and
-built for throughput over prompts of 1-100 KB:
+The router scans every prompt before deciding where it may go, so the scan is on the hot path.
+It runs on the native scanner (`piiscan/*.c`, the extension module `_piiscan`), a port of this
+module's detectors hit for hit, 11-23x faster (`python -m bench.pii_scan`); this module is its
+reference, checked against it by tests/unit/router/policy/test_pii_native.py, and the fallback
+where the extension was not built. Written for throughput over prompts of 1-100 KB:
 
 * numbers (phone numbers, payment cards, IBANs, SSNs, IPv4) are found on a one-byte-per-character
   class map of the text (digits -> "0", capitals -> "A", separators kept), where a runs-of-digits
@@ -864,7 +867,8 @@ _OPENAI_KEY = re.compile(
 )
 _AWS_ACCESS_KEY = re.compile(r"(?:AKIA|ASIA)[A-Z2-7]{16}")
 # Written with the common literal "gh" first, so the regex engine scans for it at C speed.
-_GITHUB_TOKEN = re.compile(r"gh(?:[pousr]_[A-Za-z0-9]{36}|ithub_pat_[A-Za-z0-9_]{82})")
+_GITHUB_TOKEN = re.compile(r"gh[pousr]_[A-Za-z0-9]{36}")
+_GITHUB_FINE_GRAINED_TOKEN = re.compile(r"github_pat_[A-Za-z0-9_]{82}")
 _SLACK_TOKEN = re.compile(r"xox[abposre]-[A-Za-z0-9\-]+")
 _BEARER = re.compile(r"[Bb]earer[ \t]+([A-Za-z0-9\-._~+/]+=*)")
 # Bounded repeats: a failed attempt must not rescan the rest of a long run at every "eyJ".
@@ -923,8 +927,14 @@ def _scan_aws_keys(text: str) -> Iterator[str]:
 def _scan_github_tokens(text: str) -> Iterator[str]:
     for match in _GITHUB_TOKEN.finditer(text):
         value = match.group()
-        body = value[4:] if value.startswith("gh") else value[11:]
-        if _bounded(text, match.start(), match.end()) and _looks_random(body):
+        if _bounded(text, match.start(), match.end()) and _looks_random(value[4:]):
+            yield value
+
+
+def _scan_github_fine_grained_tokens(text: str) -> Iterator[str]:
+    for match in _GITHUB_FINE_GRAINED_TOKEN.finditer(text):
+        value = match.group()
+        if _bounded(text, match.start(), match.end()) and _looks_random(value[11:]):
             yield value
 
 
@@ -1001,7 +1011,8 @@ def _scan_assignments(text: str) -> Iterator[str]:
 _TOKEN_CREDENTIAL_SCANNERS: tuple[tuple[str, bool, Callable[[str], Iterator[str]]], ...] = (
     ("sk-", True, _scan_openai_keys),
     ("IA", True, _scan_aws_keys),  # AKIA, ASIA
-    ("gh", True, _scan_github_tokens),
+    ("gh", True, _scan_github_tokens),  # ghp_, gho_, ghu_, ghs_, ghr_
+    ("github_pat_", True, _scan_github_fine_grained_tokens),
     ("xox", True, _scan_slack_tokens),
     ("eyJ", True, _scan_jwts),
     ("earer", False, _scan_bearer_tokens),
@@ -1158,9 +1169,13 @@ def native_detect_pii(text: str, types: frozenset[PiiType] | None = None) -> fro
 
 def find_pii(text: str, types: Set[PiiType] | None = None) -> list[PiiMatch]:
     """All validated hits, for explanations and tests."""
-    return python_find_pii(text, types)
+    if not NATIVE_SCANNER_AVAILABLE:
+        return python_find_pii(text, types)
+    return native_find_pii(text, types)
 
 
 def detect_pii(text: str, types: frozenset[PiiType] | None = None) -> frozenset[PiiType]:
     """The PII types present in `text` (limited to `types` when given)."""
-    return python_detect_pii(text, types)
+    if not NATIVE_SCANNER_AVAILABLE:
+        return python_detect_pii(text, types)
+    return native_detect_pii(text, types)

@@ -549,9 +549,8 @@ static int scan_aws_keys(Scan *scan, Py_ssize_t run_start, Py_ssize_t run_end)
     }
 }
 
-/* pii._scan_github_tokens: gh(?:[pousr]_[A-Za-z0-9]{36}|ithub_pat_[A-Za-z0-9_]{82}), fixed
- * lengths, so at most one match per "gh". The second branch reads "ghithub_pat_" exactly as
- * pii.py writes it; the body checked is the value without its first four characters. */
+/* pii._scan_github_tokens: gh[pousr]_[A-Za-z0-9]{36}, a fixed length, so at most one match
+ * per "gh"; the body checked is the value without its first four characters. */
 static int scan_github_tokens(Scan *scan, Py_ssize_t run_start, Py_ssize_t run_end)
 {
     const unsigned char *ascii = scan->ascii;
@@ -561,24 +560,45 @@ static int scan_github_tokens(Scan *scan, Py_ssize_t run_start, Py_ssize_t run_e
         if (start < 0) {
             return 0;
         }
-        Py_ssize_t end = -1;
         unsigned char kind = start + 2 < run_end ? ascii[start + 2] : 0;
-        if (kind && strchr("pousr", kind) != NULL && ascii_at(scan, start + 3, '_')
-            && class_run(scan, start + 4, 36, CLASS_ALNUM) == 36) {
-            end = start + 40;
-        } else if (starts_with(scan, start + 2, "ithub_pat_", 10) && start + 94 <= run_end) {
-            Py_ssize_t index = start + 12; /* [A-Za-z0-9_]{82} */
-            while (index < start + 94
-                   && (has_class(ascii[index], CLASS_ALNUM) || ascii[index] == '_')) {
-                index++;
-            }
-            end = index == start + 94 ? index : -1;
-        }
-        if (end < 0) {
+        if (!(kind && strchr("pousr", kind) != NULL && ascii_at(scan, start + 3, '_')
+              && class_run(scan, start + 4, 36, CLASS_ALNUM) == 36)) {
             position = start + 1;
             continue;
         }
+        Py_ssize_t end = start + 40;
         if (bounded(scan, start, end) && looks_random(ascii + start + 4, end - start - 4, 16)) {
+            int more = credential_hit(scan, start, end);
+            if (more <= 0) {
+                return more;
+            }
+        }
+        position = end;
+    }
+}
+
+/* pii._scan_github_fine_grained_tokens: github_pat_[A-Za-z0-9_]{82}, a fixed length; the body
+ * checked is the value without "github_pat_". */
+static int scan_github_fine_grained_tokens(Scan *scan, Py_ssize_t run_start, Py_ssize_t run_end)
+{
+    const unsigned char *ascii = scan->ascii;
+    Py_ssize_t position = run_start;
+    for (;;) {
+        Py_ssize_t start = find_literal(ascii, position, run_end, "github_pat_", 11);
+        if (start < 0) {
+            return 0;
+        }
+        Py_ssize_t index = start + 11;
+        while (index < start + 93 && index < run_end
+               && (has_class(ascii[index], CLASS_ALNUM) || ascii[index] == '_')) {
+            index++;
+        }
+        if (index != start + 93) {
+            position = start + 1;
+            continue;
+        }
+        Py_ssize_t end = index;
+        if (bounded(scan, start, end) && looks_random(ascii + start + 11, end - start - 11, 16)) {
             int more = credential_hit(scan, start, end);
             if (more <= 0) {
                 return more;
@@ -1141,6 +1161,7 @@ static const RunScanner TOKEN_SCANNERS[] = {
     scan_openai_keys,   /* "sk-" */
     scan_aws_keys,      /* "IA": AKIA, ASIA */
     scan_github_tokens, /* "gh" */
+    scan_github_fine_grained_tokens, /* "github_pat_" */
     scan_slack_tokens,  /* "xox" */
     scan_jwts,          /* "eyJ" */
 };

@@ -7,6 +7,7 @@ import json
 
 import pytest
 from modelplane.router.policy.pii import (
+    NATIVE_SCANNER_AVAILABLE,
     PiiMatch,
     detect_pii,
     find_pii,
@@ -14,22 +15,38 @@ from modelplane.router.policy.pii import (
     is_payment_card,
     is_us_ssn,
     luhn_valid,
+    native_detect_pii,
+    native_find_pii,
+    python_detect_pii,
+    python_find_pii,
 )
 from modelplane.router.policy.types import PiiType
 
 
 def values(text: str, pii_type: PiiType) -> list[str]:
-    return [match.value for match in find_pii(text, frozenset({pii_type}))]
+    """The hits of one type, from pii.py and, when it is built, the native scanner (which must
+    agree: the router scans with it)."""
+    found = [match.value for match in python_find_pii(text, frozenset({pii_type}))]
+    if NATIVE_SCANNER_AVAILABLE:
+        assert [match.value for match in native_find_pii(text, frozenset({pii_type}))] == found
+    return found
+
+
+def types_present(text: str) -> frozenset[PiiType]:
+    present = python_detect_pii(text)
+    if NATIVE_SCANNER_AVAILABLE:
+        assert native_detect_pii(text) == present
+    return present
 
 
 def assert_found(text: str, pii_type: PiiType) -> None:
     assert values(text, pii_type), f"{pii_type.value} not found in {text!r}"
-    assert pii_type in detect_pii(text)
+    assert pii_type in types_present(text)
 
 
 def assert_not_found(text: str, pii_type: PiiType) -> None:
     assert values(text, pii_type) == [], f"{pii_type.value} wrongly found in {text!r}"
-    assert pii_type not in detect_pii(text)
+    assert pii_type not in types_present(text)
 
 
 # --------------------------------------------------------------------------- e-mail
@@ -319,6 +336,8 @@ PEM_KEY = (
         "aws AKIAIOSFODNN7EXAMPLE",
         "sts ASIAY34FZKBOKMUTVV7A",
         "github 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",
+        "fine-grained github_pat_11U8JZpDE0iGXlD6gNCFba_EPFjbD0kH8Oool8DklZDOCj2ISaJiHkTj0rLGlkoMXG"
+        "jtEkDnNfribxUdl7",
         "slack xoxb-123456789012-1234567890123-AbCdEfGhIjKlMnOpQrStUvWx",
         "Authorization: Bearer 8fJ2kLq9ZxP4mN7rT1vW3yB6cD0eH5gA",
         f"token {_jwt()}",
@@ -345,6 +364,7 @@ def test_credentials_are_found(text: str) -> None:
         "AWS key ids look like AKIA followed by 16 characters",
         "not base32: AKIAIOSFODNN8EXAMPL1",
         "github ghp_ followed by too little: ghp_abc123",
+        "fine-grained tokens start github_pat_11U8JZpDE0iGXlD6gNCFba and are longer",
         "-----BEGIN PUBLIC KEY-----\nMIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEAv6bx8mZ3Q1k2\n",
         "-----BEGIN RSA PRIVATE KEY----- (redacted)",
         "eyJub3QiOiJhIGp3dCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N",

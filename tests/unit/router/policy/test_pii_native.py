@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import ast
 import random
+import string
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -190,3 +192,77 @@ def test_native_scanner_agrees_when_limited_to_some_types(
     text = "".join(fragment + joiner for fragment, joiner in parts)
     assert native_find_pii(text, types) == python_find_pii(text, types), text
     assert native_detect_pii(text, types) == python_detect_pii(text, types), text
+
+
+# Seeded generators that pile up near-misses where the detectors' rules are densest: digit groups
+# and separators around context words (numeric), and PEM blocks and e-mail addresses with
+# Unicode whitespace and broken parts (text). Bounded: a few thousand texts, about a second.
+_CONTEXT_WORDS = (
+    "order", "Order no.", "invoice #", "ref:", "SSN", "ssn:", "social security", "v", "version",
+    "release", "build", "no", "id", "#", "call", "IBAN", "\u212aey", "r\u212aef", "\u0130d",
+    "part no", "account number", '"ssn"',
+)  # fmt: skip
+_DIGIT_GROUPS = (
+    "DE89", "3704", "0044", "0532", "0130", "00", "GB82", "WEST", "1234", "4111", "1111",
+    "378282246310005", "6011111111111117", "536", "22", "536221234", "415", "555", "2671", "020",
+    "7946", "0958", "01", "23", "45", "030", "1234567", "0049", "+44", "+1", "(0)", "192", "168",
+    "10", "42", "127", "0", "255", "999", "2024", "03", "15", "\u0660", "\uff11", "\u00e9",
+    "\U0001f600", "\U0001d7d9", "\u00b2", "a", "Z", "AB",
+)  # fmt: skip
+_SEPARATORS = (" ", ".", "-", "/", "(", ")", ") ", " (", "  ", "+", "#", ":", "\u00a0", "_", "K")
+_BLANKS = (" ", "\n", "\t", "\r", "\u2003", "\u00a0", "\x1c", "\u3000", "\u2028", "\x85")
+
+
+def _numeric_text(rng: random.Random) -> str:
+    parts = []
+    for _ in range(rng.randint(1, 14)):
+        roll = rng.random()
+        if roll < 0.15:
+            parts.append(rng.choice(_CONTEXT_WORDS) + rng.choice([" ", ": ", "#", ""]))
+        elif roll < 0.75:
+            parts.append(rng.choice(_DIGIT_GROUPS))
+        elif roll < 0.85:
+            parts.append(rng.choice(PII_FRAGMENTS[3:30]))
+        else:
+            parts.append("".join(rng.choice("0123456789") for _ in range(rng.randint(1, 20))))
+        parts.append(rng.choice(_SEPARATORS) if rng.random() < 0.8 else "")
+    return "".join(parts)
+
+
+def _token(
+    rng: random.Random, length: int, alphabet: str = string.ascii_letters + "0123456789"
+) -> str:
+    return "".join(rng.choice(alphabet) for _ in range(length))
+
+
+def _pem_or_email_text(rng: random.Random) -> str:
+    if rng.random() < 0.5:
+        local = rng.choice(["jane.doe", "a", ".a", "a.", "x<>a", "é.b", "a+b", _token(rng, 70)])
+        labels = [rng.choice([_token(rng, 5), _token(rng, 63), "a-b", "-a", "2x", "1.5x"])]
+        tail = rng.choice(["", " ", "-", "_", "@", ".", "é", "1", "\u0660"])
+        return f"{local}@{'.'.join(labels)}.{rng.choice(['com', 'c', 'png', 'uk'])}{tail}"
+    blank = "".join(rng.choice(_BLANKS) for _ in range(rng.randint(0, 3)))
+    body = "".join(
+        _token(rng, rng.randint(0, 64), string.ascii_letters + "0123456789+/=")
+        + rng.choice(_BLANKS)
+        for _ in range(rng.randint(0, 4))
+    )
+    kind = rng.choice(["RSA ", "ENCRYPTED ", "", "OPENSSH "])
+    header = rng.choice(["", "Proc-Type: 4,ENCRYPTED\n", "DEK-Info: AES\n"])
+    return f"-----BEGIN {kind}PRIVATE KEY-----{blank}\n{header}{body}-----END PRIVATE KEY-----"
+
+
+@pytest.mark.parametrize(("generate", "count"), [(_numeric_text, 4000), (_pem_or_email_text, 2000)])
+def test_native_scanner_agrees_on_generated_near_misses(
+    generate: Callable[[random.Random], str], count: int
+) -> None:
+    rng = random.Random(f"{generate.__name__}-20261123")
+    texts = [generate(rng) for _ in range(count)]
+    found = [python_find_pii(text) for text in texts]
+    disagreements = [
+        text
+        for text, hits in zip(texts, found, strict=True)
+        if native_find_pii(text) != hits or native_detect_pii(text) != python_detect_pii(text)
+    ]
+    assert disagreements == [], f"{len(disagreements)} of {count}: {disagreements[:5]!r}"
+    assert sum(map(len, found)) > count // 10, "the generator stopped producing hits"

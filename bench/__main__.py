@@ -25,6 +25,7 @@ BENCHMARKS: dict[str, tuple[float, float]] = {
     "policy_decision": (45, 600),
     "pii_scan": (45, 600),
     "router_overhead": (200, 1800),
+    "latency_by_rate": (150, 900),
     "memory_soak": (90, 1200),
     "operator_scale": (120, 900),
 }

@@ -162,6 +162,13 @@ def serve_command(args: argparse.Namespace) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     logging.getLogger("modelplane").setLevel(level)
+    from modelplane.router.policy.pii import NATIVE_SCANNER_AVAILABLE
+
+    if not NATIVE_SCANNER_AVAILABLE:
+        logging.getLogger("modelplane.router").warning(
+            "the native PII scanner was not compiled at install (no C compiler?): prompts are "
+            "scanned by the pure-Python fallback, same results, ~15x slower"
+        )
     try:
         options = ServeOptions(
             kubernetes=args.kubernetes,

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 import kopf
@@ -56,6 +57,7 @@ def build_registry(
     settings = settings or OperatorSettings()
     options = options or ReconcileOptions()
     registry = kopf.OperatorRegistry()
+    built_at = datetime.now(UTC)
     api = KubeApi(request_timeout=options.request_timeout_seconds)
     reconciler = Reconciler(api, settings, options, notify=_post_event)
 
@@ -99,13 +101,15 @@ def build_registry(
 
     @kopf.on.create(**md, registry=registry, id="reconcile-ModelDeployment")
     async def create_model_deployment(body: kopf.Body, **_: Any) -> None:
-        # At its first generation a resource has no children of another spec to prune (a
-        # predecessor's, being collected, are owned by another uid): skip the listing, which
-        # bulk creation feels. Past it, a creation pass cut short (an operator killed before
-        # kopf recorded the creation as handled, or a retry) may have applied the children of
-        # the spec as it was then, and this pass is the one that must remove them.
-        first_generation = body.get("metadata", {}).get("generation") == 1
-        await guarded(reconciler.reconcile_model_deployment(body, prune=not first_generation))
+        # A resource created since this operator started, at its first generation, has no
+        # children of another spec or of other operator settings to prune (a predecessor's,
+        # being collected, are owned by another uid): skip the listing, which bulk creation
+        # feels. Otherwise a creation pass was cut short (an operator killed before kopf
+        # recorded the creation as handled, or a retry) and may have applied the children of
+        # the spec, or of the settings, as they were then: this pass must remove them.
+        metadata = body.get("metadata", {})
+        fresh = metadata.get("generation") == 1 and _created_since(metadata, built_at)
+        await guarded(reconciler.reconcile_model_deployment(body, prune=not fresh))
 
     @kopf.on.timer(
         **md,
@@ -233,3 +237,20 @@ def configure_kopf(settings: kopf.OperatorSettings, options: ReconcileOptions) -
     # Handler progress (retries) in annotations only: the CRDs' status schemas stay ours.
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage()
     settings.networking.request_timeout = options.request_timeout_seconds
+
+
+def _created_since(metadata: Mapping[str, Any], moment: datetime) -> bool:
+    """Whether the API server stamped the object's creation at or after `moment` (False when the
+    stamp is missing or unreadable: the caller then takes the careful path)."""
+    stamp = metadata.get("creationTimestamp")
+    if not isinstance(stamp, str):
+        return False
+    try:
+        created = datetime.fromisoformat(stamp)
+    except ValueError:
+        return False
+    if created.tzinfo is None:
+        return False
+    # Second resolution: an object created in this process's first second reads as older,
+    # which only costs that object a listing.
+    return created >= moment

@@ -63,3 +63,27 @@ def test_with_keda_on_autoscaling_gets_a_scaled_object_instead(
             lambda: kube.get("ScaledObject", namespace, "llama") is None,
             what="the ScaledObject pruned",
         )
+
+
+def test_a_creation_cut_short_before_a_settings_change_leaves_no_child_of_the_old_settings(
+    keda_cluster: EmulatedCluster, namespace: str, fast_options: ReconcileOptions
+) -> None:
+    kube = keda_cluster.client()
+    with running_operator(keda_cluster.url, options=fast_options):  # KEDA off: an HPA
+        kube.create(model_deployment("llama", namespace, AUTOSCALING))
+        wait_for(lambda: kube.get("HorizontalPodAutoscaler", namespace, "llama"), what="an HPA")
+    # As if that operator had been killed before kopf recorded the creation as handled: the
+    # next operator runs the creation handler again, at generation 1.
+    annotations = kube.get("ModelDeployment", namespace, "llama")["metadata"]["annotations"]
+    kopf_state = {key: None for key in annotations if key.startswith("kopf.zalando.org/")}
+    assert kopf_state, "kopf recorded nothing to forget"
+    kube.patch("ModelDeployment", namespace, "llama", {"metadata": {"annotations": kopf_state}})
+    assert kube.get("ModelDeployment", namespace, "llama")["metadata"]["generation"] == 1
+
+    settings = OperatorSettings(keda=KedaSettings(enabled=True))
+    with running_operator(keda_cluster.url, settings=settings, options=fast_options):
+        wait_for(lambda: kube.get("ScaledObject", namespace, "llama"), what="a ScaledObject")
+        wait_for(
+            lambda: kube.get("HorizontalPodAutoscaler", namespace, "llama") is None,
+            what="the old settings' HPA pruned",
+        )

@@ -38,7 +38,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import IO, Any
 from urllib.parse import urlsplit
 
@@ -126,6 +126,13 @@ class BackendInfo:
     litellm_model: str
     upstream_model: str
     api_base: str | None
+    # Derived once per catalog rather than on every request and attempt.
+    system: str = field(init=False)  # gen_ai.system
+    host: str = field(init=False)  # server.address
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "system", _system(self.litellm_model))
+        object.__setattr__(self, "host", upstream_host(self.api_base))
 
 
 class AuditLog:
@@ -680,7 +687,7 @@ class RequestTrace:
         telemetry = self._telemetry
         store = telemetry._store
         info = self._backends.get(backend)
-        system = _system(info.litellm_model) if info else ""
+        system = info.system if info else ""
         operation = ("chat", system, self._requested_model, backend)
         if input_tokens:
             store.observe(TOKEN_USAGE, (*operation, "input"), input_tokens)
@@ -794,9 +801,9 @@ class AttemptTrace:
     def __init__(self, request: RequestTrace, backend: str) -> None:
         info = request._backends.get(backend)
         self.backend = backend
-        self.host = upstream_host(info.api_base) if info else ""
+        self.host = info.host if info else ""
         self.model = info.upstream_model if info else backend
-        self.system = _system(info.litellm_model) if info else ""
+        self.system = info.system if info else ""
         self.start_ns = time.time_ns()
         self.end_ns: int | None = None
         self.ttft_s: float | None = None

@@ -34,6 +34,8 @@ _JSON = (b"content-type", b"application/json")
 _EVENT_STREAM = (b"content-type", b"text/event-stream")
 _NO_CACHE = (b"cache-control", b"no-cache")
 _CLOSE = (b"connection", b"close")
+# Adapters end `events()` after this event (see `StreamingReply`).
+_LAST_EVENT = b"data: [DONE]\n\n"
 
 
 class PayloadTooLarge(RouterError):
@@ -175,11 +177,16 @@ class ChatCompletionsEndpoint:
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         # uvicorn drops writes to a closed connection silently; watching `receive` is how we
         # learn the client left, so the upstream generation can be stopped instead of finished.
-        disconnected = asyncio.ensure_future(_wait_for_disconnect(receive))
+        # The watcher (a task) is started once there is something to wait for: a stream whose
+        # first read already holds its end, as a short or fast answer's does, needs none.
+        disconnected: asyncio.Future[None] | None = None
         try:
             async for events in reply.events():
                 await send({"type": "http.response.body", "body": events, "more_body": True})
-                if disconnected.done():
+                if disconnected is None:
+                    if not events.endswith(_LAST_EVENT):
+                        disconnected = asyncio.ensure_future(_wait_for_disconnect(receive))
+                elif disconnected.done():
                     await served.finish(stream_broken=False)
                     return
         except StreamBroken as error:
@@ -195,7 +202,8 @@ class ChatCompletionsEndpoint:
             )
             await served.finish(stream_broken=True)
         finally:
-            disconnected.cancel()
+            if disconnected is not None:
+                disconnected.cancel()
         await send({"type": "http.response.body", "body": b""})
 
 

@@ -409,18 +409,22 @@ class RouterService:
     async def send(self, routed: RoutedRequest) -> ServedReply:
         """Try the eligible backends in order until one answers; never any other backend."""
         request = routed.request
-        candidates = routed.decision.first_eligible(self.max_attempts)
+        decision = routed.decision
         failures: list[str] = []  # one line per skipped or failed backend, for the 503
         failed: list[str] = []  # their names, for the decision header
-        for position, candidate in enumerate(candidates):
-            backend = routed.catalog.backends[candidate.backend]
+        for position in range(self.max_attempts):
+            # A fallback's verdict is built only once it is needed: most requests need none.
+            candidates = decision.first_eligible(position + 1)
+            if position >= len(candidates):
+                break
+            backend = routed.catalog.backends[candidates[position].backend]
             slot = self._slot(backend)
-            is_last = position == len(candidates) - 1
-            if slot.locked() and not is_last:
-                failures.append(f"{backend.name}: at max_concurrency")
+            locked = slot.locked()
+            if locked and position < len(decision.first_eligible(self.max_attempts)) - 1:
+                failures.append(f"{backend.name}: at max_concurrency")  # a fallback remains
                 failed.append(backend.name)
                 continue
-            if not await _acquire(slot, backend.upstream.timeout_s):
+            if not await _acquire(slot, backend.upstream.timeout_s, locked):
                 failures.append(f"{backend.name}: at max_concurrency")
                 failed.append(backend.name)
                 continue
@@ -553,8 +557,9 @@ def _overlay(snapshot: BackendSnapshot, health: BackendHealth | None) -> Backend
     )
 
 
-async def _acquire(slot: asyncio.Semaphore, timeout_s: float) -> bool:
-    if not slot.locked():
+async def _acquire(slot: asyncio.Semaphore, timeout_s: float, locked: bool) -> bool:
+    """Take a slot, waiting up to `timeout_s` if it was `locked` (as just read from it)."""
+    if not locked:
         await slot.acquire()
         return True
     try:

@@ -19,6 +19,7 @@ process takes on before it knows who is asking:
 from __future__ import annotations
 
 import asyncio
+from itertools import chain
 
 from modelplane.router.api.chat import error_body, send_error
 from modelplane.router.errors import RouterError
@@ -126,8 +127,11 @@ def header_bounded_protocol(
     class HeaderBoundedHttpToolsProtocol(HttpToolsProtocol):
         _reading_headers = True
         _received_bytes = 0  # while the headers are incomplete
-        _header_bytes = 0  # as parsed
         _refused = False
+        # One timer per connection, not one per request: it stays armed across requests and,
+        # when it fires early (it was armed for an earlier request), re-arms for the deadline
+        # of the request being read, so that a keep-alive connection costs no timer per request.
+        _head_started = 0.0
         _head_timer: asyncio.TimerHandle | None = None
 
         def _refuse(self, response: bytes = refusal) -> None:
@@ -137,8 +141,9 @@ def header_bounded_protocol(
             self.transport.close()
 
         def _start_head_timer(self) -> None:
+            self._head_started = now = self.loop.time()
             if self._head_timer is None:
-                self._head_timer = self.loop.call_later(header_timeout_s, self._head_timed_out)
+                self._head_timer = self.loop.call_at(now + header_timeout_s, self._head_timed_out)
 
         def _stop_head_timer(self) -> None:
             if self._head_timer is not None:
@@ -147,7 +152,12 @@ def header_bounded_protocol(
 
         def _head_timed_out(self) -> None:
             self._head_timer = None
-            if self._reading_headers and not self.transport.is_closing():
+            if not self._reading_headers or self.transport.is_closing():
+                return  # the next request's first byte arms it again
+            deadline = self._head_started + header_timeout_s
+            if self.loop.time() < deadline:
+                self._head_timer = self.loop.call_at(deadline, self._head_timed_out)
+            else:
                 self._refuse(timeout)
 
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -161,21 +171,18 @@ def header_bounded_protocol(
         def on_message_begin(self) -> None:
             super().on_message_begin()
             self._reading_headers, self._refused = True, False
-            self._received_bytes = self._header_bytes = 0
+            self._received_bytes = 0
             self._start_head_timer()
-
-        def on_url(self, url: bytes) -> None:
-            self._header_bytes += len(url)
-            super().on_url(url)
-
-        def on_header(self, name: bytes, value: bytes) -> None:
-            self._header_bytes += len(name) + len(value) + 4  # ": " and CRLF
-            super().on_header(name, value)
 
         def on_headers_complete(self) -> None:
             self._reading_headers = False
-            self._stop_head_timer()
-            if self._header_bytes > max_header_bytes:
+            # Counted from what uvicorn kept of the line and headers (names lowercased, the same
+            # length), rather than in a callback per header; ": " and CRLF are 4 bytes a header.
+            headers = self.headers
+            header_bytes = (
+                len(self.url) + sum(map(len, chain.from_iterable(headers))) + 4 * len(headers)
+            )
+            if header_bytes > max_header_bytes:
                 self._refuse()  # before uvicorn starts the app on this request
                 return
             super().on_headers_complete()

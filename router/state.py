@@ -186,7 +186,9 @@ class InProcessState:
         if not limits.has_rate_limits:
             return Admission.ADMITTED
         minute = int(self._clock() // 60)
-        window = self._windows.setdefault(tenant, _TenantWindow())
+        window = self._windows.get(tenant)
+        if window is None:  # not setdefault: that builds an entry to throw away on every call
+            window = self._windows[tenant] = _TenantWindow()
         if window.minute != minute:
             window.minute, window.requests, window.tokens = minute, 0, 0
         rpm, tpm = limits.requests_per_minute, limits.tokens_per_minute
@@ -214,7 +216,9 @@ class InProcessState:
         return Spend(day_usd=entry.day_usd, month_usd=entry.month_usd)
 
     async def observe(self, observation: AttemptObservation) -> None:
-        stats = self._backends.setdefault(observation.backend, _BackendStats())
+        stats = self._backends.get(observation.backend)
+        if stats is None:
+            stats = self._backends[observation.backend] = _BackendStats()
         now = self._clock()
         if observation.ok:
             stats.consecutive_failures = 0
@@ -280,7 +284,9 @@ class InProcessState:
 
     def _current_spend(self, tenant: str) -> _TenantSpend:
         today = self._utc_day()
-        entry = self._spend.setdefault(tenant, _TenantSpend())
+        entry = self._spend.get(tenant)
+        if entry is None:
+            entry = self._spend[tenant] = _TenantSpend()
         if entry.day != today:
             entry.day, entry.day_usd = today, 0.0
         if entry.month != today[:7]:

@@ -172,6 +172,13 @@ class _HttpStream:
         return complete
 
     def _take_usage(self, complete: bytes) -> bytes:
+        """Record the usage the events report, and leave out a usage-only event the client did
+        not ask for."""
+        if b"\n\n\n" in complete or complete.startswith(_EVENT_END):
+            return self._take_usage_by_split(complete)  # empty events: dropped, as split reads
+        return self._take_usage_at_marks(complete)
+
+    def _take_usage_by_split(self, complete: bytes) -> bytes:
         kept: list[bytes] = []
         for event in complete.split(_EVENT_END):
             if not event:
@@ -189,6 +196,40 @@ class _HttpStream:
                         continue  # asked for by the router for spend, not by the client
             kept.append(event + _EVENT_END)
         return b"".join(kept)
+
+    def _take_usage_at_marks(self, complete: bytes) -> bytes:
+        """`_take_usage` for events that no blank line separates twice (the usual case): only
+        the events that mention usage are read, the others are passed on as they are."""
+        kept: list[bytes] = []
+        passed_on = 0  # complete[passed_on:] is yet to be passed on
+        mark = complete.find(b'"usage"')
+        while mark >= 0:
+            boundary = complete.rfind(_EVENT_END, 0, mark)
+            start = 0 if boundary < 0 else boundary + 2
+            end = complete.find(_EVENT_END, mark)  # `complete` ends with one
+            if self._read_usage(complete[start:end]):
+                kept.append(complete[passed_on:start])
+                passed_on = end + 2
+            mark = complete.find(b'"usage"', end + 2)
+        if not kept:
+            return complete
+        kept.append(complete[passed_on:])
+        return b"".join(kept)
+
+    def _read_usage(self, event: bytes) -> bool:
+        """Take the usage of an event that mentions it; whether to leave the event out."""
+        if not event.startswith(b"data: "):
+            return False
+        try:
+            payload = orjson.loads(event[6:])
+        except orjson.JSONDecodeError:
+            payload = None
+        usage = usage_from(payload)
+        if usage is None:
+            return False
+        self._usage = usage
+        usage_only = isinstance(payload, dict) and not payload.get("choices")
+        return usage_only and not self._client_wants_usage
 
     async def aclose(self) -> None:
         # after [DONE] only the chunked body's last frame can remain: read it in the background

@@ -32,8 +32,7 @@ with prebuilt reason tuples).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 from modelplane.router.policy.types import (
     PRIVACY_EXTERNAL_BLOCKED,
@@ -48,6 +47,7 @@ from modelplane.router.policy.types import (
     PolicySettings,
     RequestFeatures,
     TenantPolicy,
+    slot_setter,
 )
 
 # Per-backend reason codes (the two privacy failures are defined in types.py).
@@ -323,15 +323,10 @@ _NO_CAPABILITIES: frozenset[Capability] = frozenset()
 _new_verdict = object.__new__
 
 
-def _slot_setter(field_name: str) -> Callable[[CandidateVerdict, Any], None]:
-    setter: Callable[[CandidateVerdict, Any], None] = CandidateVerdict.__dict__[field_name].__set__
-    return setter
-
-
-_set_backend = _slot_setter("backend")
-_set_eligible = _slot_setter("eligible")
-_set_reasons = _slot_setter("reasons")
-_set_cost = _slot_setter("estimated_cost_usd")
+_set_backend = slot_setter(CandidateVerdict, "backend")
+_set_eligible = slot_setter(CandidateVerdict, "eligible")
+_set_reasons = slot_setter(CandidateVerdict, "reasons")
+_set_cost = slot_setter(CandidateVerdict, "estimated_cost_usd")
 
 
 def _verdict(

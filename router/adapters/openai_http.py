@@ -183,17 +183,8 @@ class _HttpStream:
         for event in complete.split(_EVENT_END):
             if not event:
                 continue
-            if b'"usage"' in event and event.startswith(b"data: "):
-                try:
-                    payload = orjson.loads(event[6:])
-                except orjson.JSONDecodeError:
-                    payload = None
-                usage = usage_from(payload)
-                if usage is not None:
-                    self._usage = usage
-                    usage_only = isinstance(payload, dict) and not payload.get("choices")
-                    if usage_only and not self._client_wants_usage:
-                        continue  # asked for by the router for spend, not by the client
+            if b'"usage"' in event and self._read_usage(event):
+                continue  # asked for by the router for spend, not by the client
             kept.append(event + _EVENT_END)
         return b"".join(kept)
 

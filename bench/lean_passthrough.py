@@ -16,16 +16,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
 
 import httptools
 import uvicorn
 import uvloop
 from modelplane.router.adapters.http1 import Endpoint, Http1Client
 
+from bench.passthrough import Receive, Scope, Send, read_body, respond
+
 COMPLETIONS_PATH = b"/v1/chat/completions"
-Message = MutableMapping[str, Any]
 
 
 def upstream_endpoint(upstream_url: str) -> Endpoint:
@@ -107,27 +106,15 @@ class MinimalAsgiProxy:
         self.client = Http1Client()
         self.endpoint = upstream_endpoint(upstream_url)
 
-    async def __call__(
-        self,
-        scope: MutableMapping[str, Any],
-        receive: Callable[[], Awaitable[Message]],
-        send: Callable[[Message], Awaitable[None]],
-    ) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return  # no lifespan work (uvicorn is run with lifespan="off")
-        chunks = []
-        while True:
-            message = await receive()
-            chunks.append(message.get("body", b""))
-            if not message.get("more_body", False):
-                break
-        status, body = 200, b"{}"
-        if scope["path"].encode() == COMPLETIONS_PATH:
-            answer = await self.client.post(self.endpoint, b"".join(chunks))
-            status, body = answer.status, answer.body
-        headers = [(b"content-type", b"application/json")]
-        await send({"type": "http.response.start", "status": status, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
+        body = await read_body(receive)
+        if scope["path"].encode() != COMPLETIONS_PATH:
+            await respond(send, 200, b"{}")
+            return
+        answer = await self.client.post(self.endpoint, body)
+        await respond(send, answer.status, answer.body)
 
 
 def main() -> None:

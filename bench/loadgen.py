@@ -7,7 +7,9 @@ server under test, not the generator, is what saturates.
 Modes (one JSON object on stdout):
 - `closed`: `--concurrency` connections, each sends its next request when the last one finished,
   for `--duration` seconds (or `--requests` in total). `--concurrency 1` is the sequential mode.
-- `open`: requests start at a fixed `--rate` per second whatever the server does; latency counts
+- `open`: requests start at a fixed `--rate` per second whatever the server does, evenly spaced
+  to the microsecond (a timerfd, see `PreciseAlarm`) or, with `--arrivals poisson`, as a Poisson
+  process of that mean rate (independent clients; bursts happen); latency counts
   from when the generator dispatched a request, including any wait for a free connection, so a
   server that falls behind shows its queueing (no coordinated omission), while the generator's
   own lateness (it shares a core) is reported apart as `dispatch_lag_p99_ms`. `achieved_rps`
@@ -20,7 +22,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import ctypes
 import os
+import random
 import sys
 import time
 from dataclasses import dataclass, field
@@ -181,12 +186,82 @@ async def run_closed(
     return time.perf_counter() - began
 
 
+class _Timespec(ctypes.Structure):
+    _fields_ = [("tv_sec", ctypes.c_long), ("tv_nsec", ctypes.c_long)]
+
+
+class _Itimerspec(ctypes.Structure):
+    _fields_ = [("it_interval", _Timespec), ("it_value", _Timespec)]
+
+
+_CLOCK_MONOTONIC = 1
+_TFD_NONBLOCK = os.O_NONBLOCK
+_TFD_CLOEXEC = os.O_CLOEXEC
+_TFD_TIMER_ABSTIME = 1
+
+
+class PreciseAlarm:
+    """A one-shot alarm at an absolute `time.monotonic()` instant, to the microsecond.
+
+    asyncio's timers are too coarse to pace requests: uvloop rounds every delay to whole
+    milliseconds (a 0.4 ms sleep returns at once, a 0.6 ms one after 1 ms) and the default loop
+    waits in `epoll` with millisecond timeouts, so a generator pacing with `asyncio.sleep` sends
+    requests in bursts a millisecond apart, not at its rate. A Linux timerfd is an hrtimer the
+    event loop can wait on: one wake-up per request, no spinning, no thread.
+    """
+
+    def __init__(self) -> None:
+        self._libc = ctypes.CDLL(None, use_errno=True)
+        fd = self._libc.timerfd_create(_CLOCK_MONOTONIC, _TFD_NONBLOCK | _TFD_CLOEXEC)
+        if fd < 0:
+            raise OSError(ctypes.get_errno(), "timerfd_create failed")
+        self.fd: int = fd
+
+    def set(self, when: float) -> None:
+        seconds = int(when)
+        spec = _Itimerspec(_Timespec(0, 0), _Timespec(seconds, int((when - seconds) * 1e9)))
+        if self._libc.timerfd_settime(self.fd, _TFD_TIMER_ABSTIME, ctypes.byref(spec), None) < 0:
+            raise OSError(ctypes.get_errno(), "timerfd_settime failed")
+
+    def acknowledge(self) -> None:
+        with contextlib.suppress(BlockingIOError):
+            os.read(self.fd, 8)
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+
+def arrival_times(rate: float, count: int, arrivals: str, seed: int = 1) -> list[float]:
+    """Offsets in seconds from the start: evenly spaced, or a Poisson process of the same rate."""
+    if arrivals == "uniform":
+        return [index / rate for index in range(count)]
+    generator = random.Random(seed)
+    offsets: list[float] = []
+    now = 0.0
+    for _ in range(count):
+        offsets.append(now)
+        now += generator.expovariate(rate)
+    return offsets
+
+
 async def run_open(
-    target: Target, recorder: Recorder, rate: float, duration_s: float, max_connections: int
+    target: Target,
+    recorder: Recorder,
+    rate: float,
+    duration_s: float,
+    max_connections: int,
+    arrivals: str = "uniform",
 ) -> float:
     idle: list[ClientConnection] = []
     in_flight: set[asyncio.Task[None]] = set()
     slots = asyncio.Semaphore(max_connections)
+    loop = asyncio.get_running_loop()
+    offsets = arrival_times(rate, int(rate * duration_s), arrivals)
+    all_dispatched = loop.create_future()
+    alarm = PreciseAlarm()
+    # perf_counter and monotonic read the same clock on Linux; the alarm wants monotonic.
+    began = time.monotonic() + 0.001
+    next_index = 0
 
     async def fire(dispatched: float) -> None:
         async with slots:
@@ -195,21 +270,32 @@ async def run_open(
             if reused is not None:
                 idle.append(reused)
 
-    began = time.perf_counter()
-    count = int(rate * duration_s)
-    for index in range(count):
-        scheduled = began + index / rate
-        delay = scheduled - time.perf_counter()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        dispatched = time.perf_counter()
-        recorder.dispatch_lag_s.append(dispatched - scheduled)
-        task = asyncio.create_task(fire(dispatched))
-        in_flight.add(task)
-        task.add_done_callback(in_flight.discard)
+    def dispatch_due() -> None:
+        nonlocal next_index
+        alarm.acknowledge()
+        now = time.monotonic()
+        while next_index < len(offsets) and began + offsets[next_index] <= now:
+            recorder.dispatch_lag_s.append(now - (began + offsets[next_index]))
+            task = asyncio.create_task(fire(time.perf_counter()))
+            in_flight.add(task)
+            task.add_done_callback(in_flight.discard)
+            next_index += 1
+        if next_index < len(offsets):
+            alarm.set(began + offsets[next_index])
+        elif not all_dispatched.done():
+            all_dispatched.set_result(None)
+
+    loop.add_reader(alarm.fd, dispatch_due)
+    try:
+        if offsets:
+            alarm.set(began)
+            await all_dispatched
+    finally:
+        loop.remove_reader(alarm.fd)
+        alarm.close()
     if in_flight:
         await asyncio.wait(in_flight, timeout=max(30.0, duration_s))
-    elapsed = time.perf_counter() - began
+    elapsed = time.monotonic() - began
     for connection in idle:
         connection.close()
     return elapsed
@@ -249,7 +335,9 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
     if args.mode == "closed":
         elapsed = await run_closed(target, recorder, args.concurrency, args.duration, args.requests)
     else:
-        elapsed = await run_open(target, recorder, args.rate, args.duration, args.concurrency)
+        elapsed = await run_open(
+            target, recorder, args.rate, args.duration, args.concurrency, args.arrivals
+        )
     return summarise(recorder, elapsed, time.process_time() - cpu_before)
 
 
@@ -264,6 +352,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--duration", type=float, default=5.0, help="seconds")
     parser.add_argument("--requests", type=int, default=0, help="closed mode: stop after N")
     parser.add_argument("--rate", type=float, default=100.0, help="open mode: requests/s")
+    parser.add_argument(
+        "--arrivals",
+        choices=["uniform", "poisson"],
+        default="uniform",
+        help="open mode: evenly spaced requests, or a Poisson process of the same mean rate",
+    )
     return parser.parse_args(argv)
 
 

@@ -155,3 +155,15 @@ def test_load_generator_open_mode_sends_the_scheduled_number_of_requests(upstrea
 
     assert result["requests"] == 100
     assert result["errors"] == 0
+
+
+def test_load_generator_open_mode_with_poisson_arrivals_sends_the_scheduled_number(
+    upstream: str,
+) -> None:
+    result = run_loadgen(
+        upstream + "/v1/chat/completions",
+        *("--mode", "open", "--arrivals", "poisson", "--rate", "200", "--duration", "0.5"),
+    )
+
+    assert result["requests"] == 100
+    assert result["errors"] == 0

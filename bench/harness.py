@@ -224,6 +224,7 @@ def run_loadgen(
     duration_s: float = 5.0,
     requests: int = 0,
     rate: float = 0.0,
+    warmup_s: float = 0.0,
 ) -> dict[str, float]:
     """Run the load generator in its own process on the helper core and return its summary."""
     command = python_module(
@@ -244,6 +245,8 @@ def run_loadgen(
         str(requests),
         "--rate",
         str(rate),
+        "--warmup",
+        str(warmup_s),
         *(["--stream"] if stream else []),
     )
     completed = subprocess.run(
@@ -252,7 +255,7 @@ def run_loadgen(
         env=bench_env(),
         capture_output=True,
         text=True,
-        timeout=duration_s * 4 + 120,
+        timeout=(warmup_s + duration_s) * 4 + 120,
         check=False,
     )
     if completed.returncode != 0:

@@ -9,7 +9,8 @@ Modes (one JSON object on stdout):
   for `--duration` seconds (or `--requests` in total). `--concurrency 1` is the sequential mode.
 - `open`: requests start at a fixed `--rate` per second whatever the server does, evenly spaced
   to the microsecond (a timerfd, see `PreciseAlarm`) or, with `--arrivals poisson`, as a Poisson
-  process of that mean rate (independent clients; bursts happen); latency counts
+  process of that mean rate (independent clients; bursts happen). The first `--warmup` seconds
+  at that rate are not measured: they open the connections a steady load keeps. Latency counts
   from when the generator dispatched a request, including any wait for a free connection, so a
   server that falls behind shows its queueing (no coordinated omission), while the generator's
   own lateness (it shares a core) is reported apart as `dispatch_lag_p99_ms`. `achieved_rps`
@@ -117,6 +118,7 @@ class Recorder:
     dispatch_lag_s: list[float] = field(default_factory=list)
     errors: int = 0
     first_error: str = ""
+    warmup_requests: int = 0  # open mode: answered during the warm-up, not measured
 
     def check(self, status: int, body: bytes) -> bool:
         if status != 200:
@@ -251,22 +253,32 @@ async def run_open(
     duration_s: float,
     max_connections: int,
     arrivals: str = "uniform",
+    warmup_s: float = 0.0,
 ) -> float:
+    """Offer `rate` requests/s for `warmup_s` + `duration_s`; only the last `duration_s` count.
+
+    The warm-up runs at the same rate so that the connections a steady load keeps open exist
+    before measuring starts, as a client's keep-alive pool does; without it, every request of
+    the first milliseconds opens a connection, and what is measured is how the server takes a
+    burst of new connections (wrk2 discards a calibration period for the same reason).
+    """
     idle: list[ClientConnection] = []
     in_flight: set[asyncio.Task[None]] = set()
     slots = asyncio.Semaphore(max_connections)
     loop = asyncio.get_running_loop()
-    offsets = arrival_times(rate, int(rate * duration_s), arrivals)
+    offsets = arrival_times(rate, int(rate * (warmup_s + duration_s)), arrivals)
     all_dispatched = loop.create_future()
     alarm = PreciseAlarm()
     # perf_counter and monotonic read the same clock on Linux; the alarm wants monotonic.
     began = time.monotonic() + 0.001
+    measured_from = began + warmup_s
+    warming_up = Recorder(stream=recorder.stream)
     next_index = 0
 
-    async def fire(dispatched: float) -> None:
+    async def fire(dispatched: float, counted: Recorder) -> None:
         async with slots:
             connection = idle.pop() if idle else None
-            reused = await one_request(target, connection, recorder, dispatched)
+            reused = await one_request(target, connection, counted, dispatched)
             if reused is not None:
                 idle.append(reused)
 
@@ -275,8 +287,10 @@ async def run_open(
         alarm.acknowledge()
         now = time.monotonic()
         while next_index < len(offsets) and began + offsets[next_index] <= now:
-            recorder.dispatch_lag_s.append(now - (began + offsets[next_index]))
-            task = asyncio.create_task(fire(time.perf_counter()))
+            scheduled = began + offsets[next_index]
+            counted = recorder if scheduled >= measured_from else warming_up
+            counted.dispatch_lag_s.append(now - scheduled)
+            task = asyncio.create_task(fire(time.perf_counter(), counted))
             in_flight.add(task)
             task.add_done_callback(in_flight.discard)
             next_index += 1
@@ -295,9 +309,13 @@ async def run_open(
         alarm.close()
     if in_flight:
         await asyncio.wait(in_flight, timeout=max(30.0, duration_s))
-    elapsed = time.monotonic() - began
+    elapsed = time.monotonic() - measured_from
     for connection in idle:
         connection.close()
+    # A failure is one whenever it happens: the warm-up's count, not just the measured part's.
+    recorder.warmup_requests = len(warming_up.latencies_s)
+    recorder.errors += warming_up.errors
+    recorder.first_error = recorder.first_error or warming_up.first_error
     return elapsed
 
 
@@ -325,6 +343,7 @@ def summarise(recorder: Recorder, elapsed_s: float, cpu_s: float) -> dict[str, o
         if recorder.dispatch_lag_s
         else 0.0,
         "loadgen_cpu_s": round(cpu_s, 3),
+        "warmup_requests": recorder.warmup_requests,
     }
 
 
@@ -336,7 +355,13 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
         elapsed = await run_closed(target, recorder, args.concurrency, args.duration, args.requests)
     else:
         elapsed = await run_open(
-            target, recorder, args.rate, args.duration, args.concurrency, args.arrivals
+            target,
+            recorder,
+            args.rate,
+            args.duration,
+            args.concurrency,
+            args.arrivals,
+            args.warmup,
         )
     return summarise(recorder, elapsed, time.process_time() - cpu_before)
 
@@ -357,6 +382,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         choices=["uniform", "poisson"],
         default="uniform",
         help="open mode: evenly spaced requests, or a Poisson process of the same mean rate",
+    )
+    parser.add_argument(
+        "--warmup",
+        type=float,
+        default=0.0,
+        help="open mode: seconds at the same rate before measuring (connections get opened)",
     )
     return parser.parse_args(argv)
 

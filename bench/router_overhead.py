@@ -62,14 +62,15 @@ class Durations:
     sequential_max_requests: int
     throughput_s: float
     half_load_s: float
+    half_load_warmup_s: float  # at the same rate, unmeasured: the connections get opened
     profile_s: float
     rounds: int = 3
 
     @classmethod
     def for_run(cls, quick: bool) -> Durations:
         if quick:
-            return cls(1.0, 0.6, 1000, 1.2, 0.8, 4.0)
-        return cls(3.0, 2.0, 5000, 4.0, 3.0, 10.0)
+            return cls(1.0, 0.6, 1000, 1.2, 0.8, 0.5, 4.0)
+        return cls(3.0, 2.0, 5000, 4.0, 3.0, 1.0, 10.0)
 
 
 @dataclass
@@ -270,6 +271,7 @@ class Bench:
                         rate=rate,
                         concurrency=256,
                         duration_s=durations.half_load_s,
+                        warmup_s=durations.half_load_warmup_s,
                     )
                     for _ in range(durations.rounds)
                 ]

@@ -167,3 +167,16 @@ def test_load_generator_open_mode_with_poisson_arrivals_sends_the_scheduled_numb
 
     assert result["requests"] == 100
     assert result["errors"] == 0
+
+
+def test_load_generator_open_mode_leaves_the_warm_up_out_of_the_measured_requests(
+    upstream: str,
+) -> None:
+    result = run_loadgen(
+        upstream + "/v1/chat/completions",
+        *("--mode", "open", "--rate", "200", "--duration", "0.5", "--warmup", "0.25"),
+    )
+
+    assert result["requests"] == 100
+    assert result["warmup_requests"] == 50
+    assert result["errors"] == 0

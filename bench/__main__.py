@@ -24,6 +24,7 @@ from bench.harness import REPO_ROOT, RESULTS_DIR, bench_env
 BENCHMARKS: dict[str, tuple[float, float]] = {
     "policy_decision": (45, 600),
     "pii_scan": (45, 600),
+    "app_path": (30, 300),
     "router_overhead": (200, 1800),
     "latency_by_rate": (150, 900),
     "memory_soak": (90, 1200),

@@ -112,6 +112,14 @@ def register(parser: argparse.ArgumentParser) -> None:
         "opening or the request's first byte) gets 408 and is closed (default: 30)",
     )
     serve.add_argument(
+        "--body-timeout",
+        type=_positive_float,
+        default=60.0,
+        metavar="SECONDS",
+        help="a request whose body is still incomplete this long after its headers gets 408 and "
+        "its connection closed, which frees its --max-in-flight slot (default: 60)",
+    )
+    serve.add_argument(
         "--max-body-bytes",
         type=_positive_int,
         default=16 * 1024 * 1024,
@@ -148,7 +156,7 @@ def serve_command(args: argparse.Namespace) -> int:
     from modelplane.router.adapters.runtime import ServeOptions, build_runtime
     from modelplane.router.adapters.telemetry import TelemetrySettings
     from modelplane.router.api.app import create_app
-    from modelplane.router.api.limits import InFlightLimit, header_bounded_protocol
+    from modelplane.router.api.limits import InFlightLimit, bounded_http_protocol
     from modelplane.router.api.shutdown import DrainingServer, Readiness, ShutdownSettings
     from modelplane.router.config import ConfigError, load_config
     from pydantic import ValidationError
@@ -219,7 +227,7 @@ def serve_command(args: argparse.Namespace) -> int:
         host=args.host,
         port=args.port,
         loop="uvloop",
-        http=header_bounded_protocol(args.max_header_bytes, args.header_timeout),
+        http=bounded_http_protocol(args.max_header_bytes, args.header_timeout, args.body_timeout),
         access_log=False,
         proxy_headers=False,  # the router never uses the client address
         server_header=False,

@@ -8,17 +8,20 @@ process takes on before it knows who is asking:
   hashed, so an overload sheds work instead of queueing it into timeouts and memory.
   Health, readiness and metrics are not counted and never refused: probes must see an
   overloaded router as alive.
-- `header_bounded_protocol`: uvicorn's httptools protocol buffers a request's line and headers
-  without limit (a 64 MB header is accepted) and waits for them forever (a client that opens
-  connections and sends nothing, or a byte now and then, holds them all: "slowloris"); this one
-  answers `431` and closes the connection once they exceed `max_header_bytes`, and `408` once
-  they have taken `header_timeout_s` (counted from the connection's opening or the request's
-  first byte; between requests uvicorn's keep-alive timeout applies).
+- `bounded_http_protocol`: uvicorn's httptools protocol buffers a request's line and headers
+  without limit (a 64 MB header is accepted) and waits for them, and for a body, forever (a
+  client that opens connections and sends nothing, or a byte now and then, holds them all, and
+  each request whose body trickles holds one of the `max_in_flight` slots: "slowloris"); this
+  one answers `431` and closes the connection once the headers exceed `max_header_bytes`, and
+  `408` once they have taken `header_timeout_s` (counted from the connection's opening or the
+  request's first byte; between requests uvicorn's keep-alive timeout applies) or the body is
+  still incomplete `body_timeout_s` after them.
 """
 
 from __future__ import annotations
 
 import asyncio
+import enum
 from itertools import chain
 
 from modelplane.router.api.chat import error_body, send_error
@@ -29,6 +32,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 DEFAULT_MAX_IN_FLIGHT = 1024
 DEFAULT_MAX_HEADER_BYTES = 64 * 1024
 DEFAULT_HEADER_TIMEOUT_S = 30.0
+DEFAULT_BODY_TIMEOUT_S = 60.0
 RETRY_AFTER_S = 1
 
 UNLIMITED_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
@@ -90,6 +94,16 @@ class HeadersTooSlow(RouterError, status=408, type="invalid_request_error", code
     """The request line and headers did not arrive within the process's time bound."""
 
 
+class BodyTooSlow(HeadersTooSlow):
+    """The request body did not arrive within the process's time bound after its headers."""
+
+
+class _Phase(enum.Enum):
+    HEAD = "head"  # reading a request line and headers (or waiting for a first request)
+    BODY = "body"  # the headers are in, the body is not complete
+    APP = "app"  # the app has the whole request; nothing is being read
+
+
 def _closing_response(status_line: bytes, error: RouterError) -> bytes:
     """A whole error response, written by the protocol itself: the app never sees the request."""
     body = error_body(error)
@@ -101,81 +115,108 @@ def _closing_response(status_line: bytes, error: RouterError) -> bytes:
     )
 
 
-def header_bounded_protocol(
+def bounded_http_protocol(
     max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES,
     header_timeout_s: float = DEFAULT_HEADER_TIMEOUT_S,
+    body_timeout_s: float = DEFAULT_BODY_TIMEOUT_S,
 ) -> type[HttpToolsProtocol]:
-    """uvicorn's httptools protocol, refusing requests whose line and headers exceed the bounds.
+    """uvicorn's httptools protocol, bounding what one request may take before the app has it.
 
     Parsed headers are counted exactly, and refused before the app sees the request. While a
     request's headers are still incomplete, the bytes received are counted per network read,
-    so no more than `max_header_bytes` plus one read are ever buffered for them.
+    so no more than `max_header_bytes` plus one read are ever buffered for them. A request whose
+    body is still arriving `body_timeout_s` after its headers gets 408 and its connection
+    closed; the app, waiting for the rest of the body, learns that the client is gone.
     """
     if max_header_bytes < 1:
         raise ValueError("max_header_bytes must be at least 1")
     if header_timeout_s <= 0:
         raise ValueError("header_timeout_s must be positive")
+    if body_timeout_s <= 0:
+        raise ValueError("body_timeout_s must be positive")
     refusal = _closing_response(
         b"431 Request Header Fields Too Large",
         HeadersTooLarge(f"the request line and headers exceed {max_header_bytes} bytes"),
     )
-    timeout = _closing_response(
+    head_timeout = _closing_response(
         b"408 Request Timeout",
         HeadersTooSlow(f"the request line and headers took over {header_timeout_s:g} s"),
     )
+    body_timeout = _closing_response(
+        b"408 Request Timeout",
+        BodyTooSlow(f"the request body took over {body_timeout_s:g} s after its headers"),
+    )
 
-    class HeaderBoundedHttpToolsProtocol(HttpToolsProtocol):
-        _reading_headers = True
+    class BoundedHttpToolsProtocol(HttpToolsProtocol):
+        _phase = _Phase.HEAD
+        _phase_started = 0.0
         _received_bytes = 0  # while the headers are incomplete
         _refused = False
         # One timer per connection, not one per request: it stays armed across requests and,
-        # when it fires early (it was armed for an earlier request), re-arms for the deadline
-        # of the request being read, so that a keep-alive connection costs no timer per request.
-        _head_started = 0.0
-        _head_timer: asyncio.TimerHandle | None = None
+        # when it fires early (it was armed for an earlier request or phase), re-arms for the
+        # deadline of the phase being read, so that a keep-alive connection whose requests
+        # arrive whole costs no timer per request.
+        _timer: asyncio.TimerHandle | None = None
+        _timer_at = 0.0
 
-        def _refuse(self, response: bytes = refusal) -> None:
-            self._refused, self._reading_headers = True, False
-            self._stop_head_timer()
-            self.transport.write(response)
+        def _refuse(self, response: bytes | None = refusal) -> None:
+            self._refused, self._phase = True, _Phase.APP
+            self._stop_timer()
+            if response is not None:
+                self.transport.write(response)
             self.transport.close()
 
-        def _start_head_timer(self) -> None:
-            self._head_started = now = self.loop.time()
-            if self._head_timer is None:
-                self._head_timer = self.loop.call_at(now + header_timeout_s, self._head_timed_out)
+        def _enter(self, phase: _Phase) -> None:
+            self._phase = phase
+            self._phase_started = self.loop.time()
 
-        def _stop_head_timer(self) -> None:
-            if self._head_timer is not None:
-                self._head_timer.cancel()
-                self._head_timer = None
+        def _arm(self, deadline: float) -> None:
+            if self._timer is not None:
+                if self._timer_at <= deadline:
+                    return
+                self._timer.cancel()
+            self._timer_at = deadline
+            self._timer = self.loop.call_at(deadline, self._timed_out)
 
-        def _head_timed_out(self) -> None:
-            self._head_timer = None
-            if not self._reading_headers or self.transport.is_closing():
-                return  # the next request's first byte arms it again
-            deadline = self._head_started + header_timeout_s
+        def _stop_timer(self) -> None:
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+
+        def _timed_out(self) -> None:
+            self._timer = None
+            phase = self._phase
+            if phase is _Phase.APP or self.transport.is_closing():
+                return  # the next request's first byte, or a body still due, arms it again
+            limit = header_timeout_s if phase is _Phase.HEAD else body_timeout_s
+            deadline = self._phase_started + limit
             if self.loop.time() < deadline:
-                self._head_timer = self.loop.call_at(deadline, self._head_timed_out)
+                self._arm(deadline)
+            elif phase is _Phase.HEAD:
+                self._refuse(head_timeout)
             else:
-                self._refuse(timeout)
+                # The app has this request: an answer it already began cannot be replaced.
+                answered = self.cycle is not None and self.cycle.response_started
+                self._refuse(None if answered else body_timeout)
 
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
             super().connection_made(transport)
-            self._start_head_timer()
+            self._enter(_Phase.HEAD)
+            self._arm(self._phase_started + header_timeout_s)
 
         def connection_lost(self, exc: Exception | None) -> None:
-            self._stop_head_timer()
+            self._stop_timer()
             super().connection_lost(exc)
 
         def on_message_begin(self) -> None:
             super().on_message_begin()
-            self._reading_headers, self._refused = True, False
+            self._refused = False
             self._received_bytes = 0
-            self._start_head_timer()
+            self._enter(_Phase.HEAD)
+            if self._timer is None:
+                self._arm(self._phase_started + header_timeout_s)
 
         def on_headers_complete(self) -> None:
-            self._reading_headers = False
             # Counted from what uvicorn kept of the line and headers (names lowercased, the same
             # length), rather than in a callback per header; ": " and CRLF are 4 bytes a header.
             headers = self.headers
@@ -185,6 +226,7 @@ def header_bounded_protocol(
             if header_bytes > max_header_bytes:
                 self._refuse()  # before uvicorn starts the app on this request
                 return
+            self._enter(_Phase.BODY)
             super().on_headers_complete()
 
         def on_body(self, body: bytes) -> None:
@@ -193,26 +235,33 @@ def header_bounded_protocol(
 
         def on_message_complete(self) -> None:
             if not self._refused:
+                self._phase = _Phase.APP
                 super().on_message_complete()
 
         def data_received(self, data: bytes) -> None:
             if self._refused:
                 return
             super().data_received(data)
-            if not self._reading_headers or self.transport.is_closing():
+            phase = self._phase
+            if phase is _Phase.APP or self.transport.is_closing():
+                return
+            if phase is _Phase.BODY:
+                # Only a body that did not arrive with its headers needs the timer sooner.
+                self._arm(self._phase_started + body_timeout_s)
                 return
             self._received_bytes += len(data)
             if self._received_bytes > max_header_bytes:
                 self._refuse()
 
-    return HeaderBoundedHttpToolsProtocol
+    return BoundedHttpToolsProtocol
 
 
 __all__ = [
+    "DEFAULT_BODY_TIMEOUT_S",
     "DEFAULT_HEADER_TIMEOUT_S",
     "DEFAULT_MAX_HEADER_BYTES",
     "DEFAULT_MAX_IN_FLIGHT",
     "InFlightLimit",
     "ServerOverloaded",
-    "header_bounded_protocol",
+    "bounded_http_protocol",
 ]

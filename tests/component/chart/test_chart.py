@@ -375,6 +375,28 @@ def test_router_flags_follow_the_values(rendered: dict[str, list[Manifest]]) -> 
     assert "--resync-seconds=15" in operator
 
 
+def test_router_process_limits_follow_the_values(
+    rendered: dict[str, list[Manifest]], helm: Helm
+) -> None:
+    def limits_of(manifests: list[Manifest]) -> list[str]:
+        args = _container(manifests, "Deployment", "mp-modelplane-router")["args"]
+        names = ("--max-in-flight", "--max-body-bytes", "--max-header-bytes", "--header-timeout")
+        return [arg for arg in args if arg.startswith((*names, "--body-timeout"))]
+
+    assert limits_of(rendered["defaults"]) == [
+        "--max-in-flight=1024",
+        "--max-body-bytes=16777216",
+        "--max-header-bytes=65536",
+        "--header-timeout=30",
+        "--body-timeout=60",
+    ]
+    tuned = helm.template({"router": {"limits": {"bodyTimeoutSeconds": 5, "maxInFlight": 64}}})
+    assert "--body-timeout=5" in limits_of(tuned)
+    assert "--max-in-flight=64" in limits_of(tuned)
+    with pytest.raises(HelmFailed, match="bodyTimeoutSeconds"):
+        helm.template({"router": {"limits": {"bodyTimeoutSeconds": 0}}})
+
+
 def test_operator_can_manage_exactly_the_children_it_builds(
     rendered: dict[str, list[Manifest]],
 ) -> None:

@@ -67,6 +67,7 @@ OPEN_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 MAX_IN_FLIGHT = 3
 MAX_HEADER_BYTES = 8192
 HEADER_TIMEOUT_S = 1.0
+BODY_TIMEOUT_S = 1.5
 
 # Body fields LiteLLM's acompletion would take as connection settings, and headers a proxy or
 # client might use to steer a request: none may change where the router connects or as whom.
@@ -222,6 +223,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
                     "--max-in-flight", str(MAX_IN_FLIGHT),
                     "--max-header-bytes", str(MAX_HEADER_BYTES),
                     "--header-timeout", str(HEADER_TIMEOUT_S),
+                    "--body-timeout", str(BODY_TIMEOUT_S),
                 ],
                 directory / "router.log",
                 env={
@@ -785,6 +787,85 @@ def test_connections_within_the_header_timeout_are_served_and_kept_alive(fresh: 
             # Idle between requests for longer than the header timeout: the keep-alive
             # timeout (5 s), not the header timeout, applies there.
             time.sleep(HEADER_TIMEOUT_S * 1.5)
+
+
+def _chat_head(body_bytes: int) -> bytes:
+    return (
+        f"POST {CHAT_COMPLETIONS_PATH} HTTP/1.1\r\nhost: router\r\n"
+        f"authorization: Bearer {KEY_A}\r\ncontent-type: application/json\r\n"
+        f"content-length: {body_bytes}\r\n\r\n"
+    ).encode()
+
+
+def test_a_body_trickled_slower_than_the_body_timeout_gets_408_and_a_closed_connection(
+    fresh: Stack,
+) -> None:
+    body = json.dumps(chat_body()).encode()
+    with socket.create_connection(("127.0.0.1", _port(fresh.router)), timeout=10) as slow:
+        slow.sendall(_chat_head(len(body)))
+        started = time.monotonic()
+        sent = 0
+        # Headers at once, then the body a byte every 0.1 s: each byte well within any per-read
+        # timeout, the whole body far beyond the body timeout.
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            for byte in body:
+                if time.monotonic() - started > BODY_TIMEOUT_S + 5:
+                    break
+                slow.send(bytes([byte]))
+                sent += 1
+                time.sleep(0.1)
+        answer, closed = _answer_and_close(slow, within_s=5)
+    assert sent < len(body), "the router let the whole body trickle in"
+    assert closed
+    status, _, rest = answer.partition(b"\r\n")
+    assert status == b"HTTP/1.1 408 Request Timeout", answer[:200]
+    error = json.loads(rest.split(b"\r\n\r\n", 1)[1])["error"]
+    assert error["code"] == "request_timeout"
+    assert "body" in error["message"]
+    assert not fresh.llama.received
+    assert not fresh.gpt.received
+
+
+def test_requests_whose_bodies_trickle_lose_their_in_flight_slots_at_the_body_timeout(
+    fresh: Stack,
+) -> None:
+    body = json.dumps(chat_body()).encode()
+    port = _port(fresh.router)
+    # Each holds one of the router's MAX_IN_FLIGHT slots from its headers on (the app starts
+    # before the body): a client could keep them all, for everyone, as long as it trickles.
+    stalled = [
+        socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(MAX_IN_FLIGHT)
+    ]
+    try:
+        for connection in stalled:
+            connection.sendall(_chat_head(len(body)) + body[:10])
+        wait_for(
+            lambda: fresh.post(CHAT_COMPLETIONS_PATH, KEY_A, chat_body()).status_code == 503,
+            what="the stalled requests to hold every slot",
+        )
+        answers = [_answer_and_close(c, within_s=BODY_TIMEOUT_S + 5) for c in stalled]
+    finally:
+        for connection in stalled:
+            connection.close()
+    assert all(closed for _, closed in answers)
+    assert all(answer.startswith(b"HTTP/1.1 408") for answer, _ in answers), answers
+    assert fresh.post(CHAT_COMPLETIONS_PATH, KEY_A, chat_body()).status_code == 200
+
+
+def test_a_body_sent_in_pieces_within_the_body_timeout_is_served_on_a_kept_connection(
+    fresh: Stack,
+) -> None:
+    body = json.dumps(chat_body()).encode()
+    with socket.create_connection(("127.0.0.1", _port(fresh.router)), timeout=10) as connection:
+        for _ in range(2):
+            connection.sendall(_chat_head(len(body)) + body[:20])
+            time.sleep(BODY_TIMEOUT_S / 3)
+            connection.sendall(body[20:60])
+            time.sleep(BODY_TIMEOUT_S / 3)
+            connection.sendall(body[60:])
+            answer, closed = _answer_and_close(connection, within_s=1)
+            assert answer.startswith(b"HTTP/1.1 200"), answer[:200]
+            assert not closed
 
 
 def test_many_idle_connections_are_all_closed(fresh: Stack) -> None:

@@ -7,6 +7,7 @@ of them keeps its parent's others.
 
 from __future__ import annotations
 
+import math
 from typing import Any, ClassVar
 
 
@@ -16,6 +17,9 @@ class RouterError(Exception):
     status: ClassVar[int] = 500
     type: ClassVar[str] = "server_error"
     code: ClassVar[str] = "internal_error"
+    # Seconds after which trying again may succeed, sent as `Retry-After` (OpenAI's SDKs wait
+    # that long before their own retries); None where waiting cannot help.
+    retry_after_s: float | None = None
 
     def __init_subclass__(
         cls,
@@ -23,6 +27,7 @@ class RouterError(Exception):
         status: int | None = None,
         type: str | None = None,  # named as OpenAI's error field, like the attribute
         code: str | None = None,
+        retry_after_s: float | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init_subclass__(**kwargs)
@@ -32,10 +37,21 @@ class RouterError(Exception):
             cls.type = type
         if code is not None:
             cls.code = code
+        if retry_after_s is not None:
+            cls.retry_after_s = retry_after_s
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, *, retry_after_s: float | None = None) -> None:
         super().__init__(message)
         self.message = message
+        if retry_after_s is not None:
+            self.retry_after_s = retry_after_s
+
+    @property
+    def retry_after_header(self) -> bytes | None:
+        """The `Retry-After` value: whole seconds, at least 1."""
+        if self.retry_after_s is None:
+            return None
+        return str(max(1, math.ceil(self.retry_after_s))).encode()
 
 
 class InvalidRequest(RouterError, status=400, type="invalid_request_error", code="invalid_request"):
@@ -62,7 +78,8 @@ class UnknownModel(RouterError, status=404, type="invalid_request_error", code="
 
 
 class LimitExceeded(RouterError, status=429, type="rate_limit_error", code="rate_limit_exceeded"):
-    """The tenant has used up its requests or tokens per minute."""
+    """The tenant has used up its requests or tokens per minute (retry when the window turns),
+    or one request alone asks for more tokens than a minute allows (no retry will do)."""
 
 
 class BudgetExhausted(LimitExceeded, code="budget_exceeded"):
@@ -70,12 +87,13 @@ class BudgetExhausted(LimitExceeded, code="budget_exceeded"):
 
 
 class NoEligibleBackend(
-    RouterError, status=503, type="service_unavailable", code="no_eligible_backend"
+    RouterError, status=503, type="service_unavailable", code="no_eligible_backend", retry_after_s=1
 ):
-    """No backend may serve the request, or every one that may has failed."""
+    """No backend may serve the request, or every one that may has failed; one may be back soon
+    (out of cooldown, scaled up)."""
 
 
 class SharedStateUnavailable(
-    RouterError, status=503, type="service_unavailable", code="state_unavailable"
+    RouterError, status=503, type="service_unavailable", code="state_unavailable", retry_after_s=1
 ):
     """Limits or budgets cannot be checked (shared state down) and are configured to fail closed."""

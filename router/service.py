@@ -63,6 +63,7 @@ from modelplane.router.request_checks import (
     check_tools,
 )
 from modelplane.router.state import (
+    RATE_WINDOW_S,
     Admission,
     AttemptObservation,
     BackendHealth,
@@ -396,15 +397,26 @@ class RouterService:
         limits = routed.tenant.limits
         if not limits.has_rate_limits:
             return
+        tenant = routed.tenant.name
         tokens = routed.features.input_tokens + routed.features.max_output_tokens
+        tpm = limits.tokens_per_minute
+        if tpm is not None and tokens > tpm:
+            raise LimitExceeded(
+                f"this request asks for ~{tokens} tokens (input and max_tokens), more than "
+                f"tenant {tenant!r}'s {tpm} tokens per minute: lower max_tokens or shorten it"
+            )
         try:
-            admission = await self.state.admit(routed.tenant.name, limits, tokens)
+            admission = await self.state.admit(tenant, limits, tokens)
         except StateUnavailableError as error:
             raise SharedStateUnavailable(str(error)) from None
-        if admission is Admission.RPM_EXCEEDED:
-            raise LimitExceeded(f"tenant {routed.tenant.name!r} exceeded its requests per minute")
-        if admission is Admission.TPM_EXCEEDED:
-            raise LimitExceeded(f"tenant {routed.tenant.name!r} exceeded its tokens per minute")
+        if admission is Admission.ADMITTED:
+            return
+        window_left_s = RATE_WINDOW_S - time.time() % RATE_WINDOW_S
+        what = "requests" if admission is Admission.RPM_EXCEEDED else "tokens"
+        raise LimitExceeded(
+            f"tenant {tenant!r} exceeded its {what} per minute",
+            retry_after_s=window_left_s,
+        )
 
     async def send(self, routed: RoutedRequest) -> ServedReply:
         """Try the eligible backends in order until one answers; never any other backend."""

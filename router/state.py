@@ -43,6 +43,10 @@ class TenantLimits:
         return self.daily_budget_usd is not None or self.monthly_budget_usd is not None
 
 
+# Rate limits count in fixed windows of a wall-clock minute, the same for every replica.
+RATE_WINDOW_S = 60
+
+
 class Admission(StrEnum):
     """Outcome of a per-minute limit check."""
 
@@ -185,7 +189,7 @@ class InProcessState:
     async def admit(self, tenant: str, limits: TenantLimits, estimated_tokens: int) -> Admission:
         if not limits.has_rate_limits:
             return Admission.ADMITTED
-        minute = int(self._clock() // 60)
+        minute = int(self._clock() // RATE_WINDOW_S)
         window = self._windows.get(tenant)
         if window is None:  # not setdefault: that builds an entry to throw away on every call
             window = self._windows[tenant] = _TenantWindow()

@@ -43,6 +43,7 @@ from typing import Any, TypeVar
 
 import redis.asyncio as redis
 from modelplane.router.state import (
+    RATE_WINDOW_S,
     Admission,
     AttemptObservation,
     BackendHealth,
@@ -254,7 +255,7 @@ class RedisState:
     async def admit(self, tenant: str, limits: TenantLimits, estimated_tokens: int) -> Admission:
         if not limits.has_rate_limits:
             return Admission.ADMITTED
-        minute = int(self._clock() // 60)
+        minute = int(self._clock() // RATE_WINDOW_S)
         key = f"{self._settings.key_prefix}:{{{tenant}}}:rl:{minute}"
         args = [
             _number_arg(limits.requests_per_minute),

@@ -66,6 +66,8 @@ def _error_response(error: RouterError) -> Response:
     response = Response(error_body(error), status_code=error.status, media_type="application/json")
     if isinstance(error, PayloadTooLarge):
         response.headers["connection"] = "close"  # its body goes unread: stop the client sending
+    if (retry_after := error.retry_after_header) is not None:
+        response.headers["retry-after"] = retry_after.decode()
     return response
 
 

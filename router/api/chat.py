@@ -55,6 +55,8 @@ async def send_error(send: Send, error: RouterError) -> None:
     headers = [_JSON, (b"content-length", str(len(body)).encode())]
     if isinstance(error, PayloadTooLarge):
         headers.append(_CLOSE)  # the rest of the body goes unread: stop the client sending it
+    if (retry_after := error.retry_after_header) is not None:
+        headers.append((b"retry-after", retry_after))
     await send({"type": "http.response.start", "status": error.status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 

@@ -26,7 +26,7 @@ from itertools import chain
 
 from modelplane.router.api.chat import error_body, send_error
 from modelplane.router.errors import RouterError
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 DEFAULT_MAX_IN_FLIGHT = 1024
@@ -39,7 +39,11 @@ UNLIMITED_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 
 
 class ServerOverloaded(
-    RouterError, status=503, type="service_unavailable", code="server_overloaded"
+    RouterError,
+    status=503,
+    type="service_unavailable",
+    code="server_overloaded",
+    retry_after_s=RETRY_AFTER_S,
 ):
     """The process already serves its maximum of requests in flight; retry shortly."""
 
@@ -60,7 +64,7 @@ class InFlightLimit:
             return
         if self.in_flight >= self.max_in_flight:
             await send_error(
-                _with_retry_after(send),
+                send,
                 ServerOverloaded(
                     f"the router is serving its maximum of {self.max_in_flight} requests; "
                     f"retry in {RETRY_AFTER_S} s"
@@ -72,16 +76,6 @@ class InFlightLimit:
             await self.app(scope, receive, send)
         finally:
             self.in_flight -= 1
-
-
-def _with_retry_after(send: Send) -> Send:
-    async def sending(message: Message) -> None:
-        if message["type"] == "http.response.start":
-            headers = [*message.get("headers", ()), (b"retry-after", str(RETRY_AFTER_S).encode())]
-            message = {**message, "headers": headers}
-        await send(message)
-
-    return sending
 
 
 class HeadersTooLarge(

@@ -23,6 +23,8 @@ from modelplane.testing.upstream import LoopbackUpstream
 
 API_KEY = "test-key"
 LIMITED_KEY = "limited-key"
+SMALL_TPM_KEY = "small-tpm-key"
+SMALL_TPM = 500
 EXTERNAL_KEY = "sk-external-test"
 
 
@@ -69,6 +71,7 @@ def router_config(
                 "default_data_class": "internal",
             },
             {"name": "limited", "api_keys": [LIMITED_KEY], "requests_per_minute": 2},
+            {"name": "small", "api_keys": [SMALL_TPM_KEY], "tokens_per_minute": SMALL_TPM},
         ],
         policy={"pii_detection": True},
         cooldown={"failures": cooldown_failures},

@@ -12,7 +12,7 @@ import pytest
 
 from modelplane.testing.router_process import RouterProcess
 
-from .conftest import API_KEY, EXTERNAL_KEY, LIMITED_KEY, Upstreams
+from .conftest import API_KEY, EXTERNAL_KEY, LIMITED_KEY, SMALL_TPM, SMALL_TPM_KEY, Upstreams
 
 HELLO = [{"role": "user", "content": "Say hello."}]
 ROUTING_HEADERS = ("x-modelplane-backend", "x-modelplane-data-class", "x-modelplane-decision")
@@ -175,6 +175,7 @@ def test_confidential_request_no_in_cluster_backend_can_serve_is_503(
         )
     assert raised.value.status_code == 503
     assert raised.value.code == "no_eligible_backend"
+    assert raised.value.response.headers["retry-after"] == "1"
     assert upstreams.gpt.received == []
 
 
@@ -228,9 +229,28 @@ def test_rate_limit_answers_429_past_the_tenants_requests_per_minute(
     with openai.OpenAI(base_url=router.base_url, api_key=LIMITED_KEY, max_retries=0) as limited:
         for _ in range(2):
             limited.chat.completions.create(model="auto", messages=HELLO)  # type: ignore[arg-type]
-        with pytest.raises(openai.RateLimitError):
+        with pytest.raises(openai.RateLimitError) as raised:
             limited.chat.completions.create(model="auto", messages=HELLO)  # type: ignore[arg-type]
     assert len(upstreams.llama.received) == 2
+    # The window is a wall-clock minute: what is left of it, so clients wait no longer.
+    assert 1 <= int(raised.value.response.headers["retry-after"]) <= 60
+
+
+def test_a_request_larger_than_the_tenants_tokens_per_minute_is_429_without_retry_after(
+    router: RouterProcess, upstreams: Upstreams
+) -> None:
+    response = httpx.post(
+        f"{router.base_url}/chat/completions",
+        json={"model": "auto", "messages": HELLO, "max_tokens": SMALL_TPM * 2},
+        headers={"Authorization": f"Bearer {SMALL_TPM_KEY}"},
+    )
+    assert response.status_code == 429
+    assert "retry-after" not in response.headers  # no wait will admit it
+    error = response.json()["error"]
+    assert error["code"] == "rate_limit_exceeded"
+    assert f"{SMALL_TPM} tokens per minute" in error["message"]
+    assert "max_tokens" in error["message"]
+    assert upstreams.llama.received == []
 
 
 def test_upstream_client_errors_are_passed_back_without_trying_another_backend(

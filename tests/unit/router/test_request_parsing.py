@@ -7,11 +7,13 @@ import pytest
 from modelplane.router.api.chat import error_body
 from modelplane.router.errors import (
     AuthenticationFailed,
+    BudgetExhausted,
     InvalidRequest,
     LimitExceeded,
     NoEligibleBackend,
     PolicyViolation,
     RouterError,
+    SharedStateUnavailable,
 )
 from modelplane.router.policy.types import DataClass
 from modelplane.router.service import (
@@ -115,3 +117,21 @@ def test_errors_map_to_openai_error_bodies(error: RouterError, status: int, code
     assert error.status == status
     payload = orjson.loads(error_body(error))
     assert payload == {"error": {"message": error.message, "type": error.type, "code": code}}
+
+
+@pytest.mark.parametrize(
+    ("error", "retry_after"),
+    [
+        (NoEligibleBackend("none"), b"1"),
+        (SharedStateUnavailable("redis"), b"1"),
+        (LimitExceeded("window", retry_after_s=12.2), b"13"),
+        (LimitExceeded("window", retry_after_s=0.01), b"1"),
+        (LimitExceeded("too large for any window"), None),
+        (BudgetExhausted("month"), None),
+        (InvalidRequest("bad"), None),
+    ],
+)
+def test_errors_that_waiting_can_cure_say_how_long_in_whole_seconds(
+    error: RouterError, retry_after: bytes | None
+) -> None:
+    assert error.retry_after_header == retry_after

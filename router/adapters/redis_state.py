@@ -235,6 +235,7 @@ class RedisState:
         self._statistics_fetched_at: float | None = None
         self._refresh: asyncio.Task[None] | None = None
         self._pending_spend: dict[tuple[str, str, str], float] = {}  # not yet in Redis
+        self._spend_flush = asyncio.Lock()
         self._pending_observations: list[tuple[AttemptObservation, float]] = []
         self._writer: asyncio.Task[None] | None = None
         # What Redis last said per tenant, with the (day, month) it was for.
@@ -513,17 +514,21 @@ class RedisState:
             await self._refresh_statistics()
 
     async def _flush_pending_spend(self) -> None:
-        while self._pending_spend and not self._circuit_open:
-            (tenant, day, month), usd = next(iter(self._pending_spend.items()))
-            try:
-                await self._call(lambda: self._add_spend(tenant, day, month, usd))  # noqa: B023
-            except _Unavailable:
-                return
-            remaining = self._pending_spend.get((tenant, day, month), 0.0) - usd
-            if remaining > 0:
-                self._pending_spend[(tenant, day, month)] = remaining
-            else:
-                del self._pending_spend[(tenant, day, month)]
+        # One flush at a time: the batch writer, an explicit flush and the recovery after an
+        # outage may all start one, and each would add the same pending amount to Redis. An
+        # amount stays pending while it is written, so that `spend` keeps counting it.
+        async with self._spend_flush:
+            while self._pending_spend and not self._circuit_open:
+                (tenant, day, month), usd = next(iter(self._pending_spend.items()))
+                try:
+                    await self._call(lambda: self._add_spend(tenant, day, month, usd))  # noqa: B023
+                except _Unavailable:
+                    return
+                remaining = self._pending_spend.get((tenant, day, month), 0.0) - usd
+                if remaining > 0:
+                    self._pending_spend[(tenant, day, month)] = remaining
+                else:
+                    del self._pending_spend[(tenant, day, month)]
 
 
 __all__ = [

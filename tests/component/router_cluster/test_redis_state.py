@@ -197,6 +197,19 @@ async def test_spend_recorded_during_outage_reaches_redis_when_it_returns(
     assert await other.spend("acme") == Spend(day_usd=0.5, month_usd=0.5)
 
 
+async def test_concurrent_flushes_write_pending_spend_once(
+    make_state: StateFactory, valkey: ValkeyProcess
+) -> None:
+    state, other = make_state(), make_state()
+    await state.record_usage("acme", "gpt-4o", 10, 10, 0.5)
+
+    # The batch writer, an explicit flush and the recovery after an outage can overlap.
+    await asyncio.gather(state.flush(), state.flush(), state.flush())
+
+    assert await other.spend("acme") == Spend(day_usd=0.5, month_usd=0.5)
+    assert await state.spend("acme") == Spend(day_usd=0.5, month_usd=0.5)
+
+
 async def test_failures_during_outage_still_cool_a_backend_down_locally(
     make_state: StateFactory, valkey: ValkeyProcess
 ) -> None:

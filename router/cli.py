@@ -130,6 +130,20 @@ def register(parser: argparse.ArgumentParser) -> None:
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
     serve.add_argument("--port", type=int, default=8080, help="port to listen on")
     serve.add_argument(
+        "--metrics-port",
+        type=_port_number,
+        default=None,
+        metavar="PORT",
+        help="serve /metrics on this port instead of the API's, so that only scrapers need "
+        "reach it (it shows tenant names and remaining budgets); default: on --port",
+    )
+    serve.add_argument(
+        "--metrics-host",
+        default=None,
+        metavar="ADDRESS",
+        help="address of --metrics-port (default: --host)",
+    )
+    serve.add_argument(
         "--log-level", default="warning", choices=("debug", "info", "warning", "error")
     )
     serve.set_defaults(run=serve_command)
@@ -146,6 +160,13 @@ def _positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def _port_number(text: str) -> int:
+    value = int(text)
+    if not 1 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be a port from 1 to 65535, not {value}")
     return value
 
 
@@ -177,6 +198,15 @@ def serve_command(args: argparse.Namespace) -> int:
             "the native PII scanner was not compiled at install (no C compiler?): prompts are "
             "scanned by the pure-Python fallback, same results, ~15x slower"
         )
+    if args.metrics_port is not None:
+        problem = None
+        if args.no_telemetry:
+            problem = "--metrics-port has no metrics to serve with --no-telemetry"
+        elif args.metrics_port == args.port:
+            problem = f"--metrics-port must differ from --port ({args.port})"
+        if problem is not None:
+            print(f"modelplane router: {problem}", file=sys.stderr)
+            return 2
     try:
         options = ServeOptions(
             kubernetes=args.kubernetes,
@@ -197,6 +227,8 @@ def serve_command(args: argparse.Namespace) -> int:
                 trace_sample_ratio=args.trace_sample_ratio,
             ),
             scrape_interval_s=max(0.0, args.scrape_interval),
+            metrics_host=args.metrics_host or args.host,
+            metrics_port=args.metrics_port,
         )
         shutdown = ShutdownSettings(
             delay_s=args.shutdown_delay, drain_timeout_s=args.shutdown_timeout
@@ -221,6 +253,7 @@ def serve_command(args: argparse.Namespace) -> int:
         components=runtime.components,
         readiness=readiness,
         max_body_bytes=args.max_body_bytes,
+        metrics_on_api_port=runtime.metrics_listener is None,
     )
     server_config = uvicorn.Config(
         InFlightLimit(app, args.max_in_flight),

@@ -28,6 +28,7 @@ from modelplane.router.adapters.live import (
     LiveLatencyState,
     self_hosted_prices,
 )
+from modelplane.router.adapters.metrics_listener import MetricsListener
 from modelplane.router.adapters.metrics_scraper import (
     EngineMetricsScraper,
     ScrapeTarget,
@@ -65,6 +66,9 @@ class ServeOptions:
     telemetry: TelemetrySettings | None = None  # None: no telemetry
     scrape_interval_s: float = 2.0  # 0: do not scrape engine metrics
     budget_gauge_interval_s: float = 15.0
+    # Where /metrics is served apart from the API; None: on the API's port.
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int | None = None
 
 
 class BudgetGauge:
@@ -125,6 +129,7 @@ class RouterRuntime:
     catalog_changes: CatalogChanges
     telemetry: Telemetry | None = None
     components: list[BackgroundComponent] = field(default_factory=list)
+    metrics_listener: MetricsListener | None = None  # serves /metrics apart from the API
 
 
 def file_scrape_targets(config: RouterConfig) -> list[ScrapeTarget]:
@@ -201,12 +206,19 @@ def build_runtime(
         telemetry.add_budget_source(budgets.rows)
         telemetry.add_price_source(lambda: self_hosted_prices(source.current))
         components.append(budgets)
+    metrics_listener = None
+    if telemetry is not None and options.metrics_port is not None:
+        metrics_listener = MetricsListener(
+            telemetry.export_prometheus, options.metrics_host, options.metrics_port
+        )
+        components.append(metrics_listener)
     return RouterRuntime(
         catalog_source=source,
         state=state,
         catalog_changes=changes,
         telemetry=telemetry,
         components=components,
+        metrics_listener=metrics_listener,
     )
 
 

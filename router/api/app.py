@@ -12,6 +12,7 @@ import orjson
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from modelplane.router.adapters.litellm_adapter import LiteLLMAdapter
+from modelplane.router.adapters.metrics_listener import PROMETHEUS_CONTENT_TYPE
 from modelplane.router.adapters.openai_http import OpenAIHttpAdapter
 from modelplane.router.adapters.upstream import UpstreamAdapter
 from modelplane.router.api.chat import (
@@ -45,8 +46,6 @@ if TYPE_CHECKING:
     from modelplane.router.adapters.telemetry import Telemetry
 
 log = logging.getLogger(__name__)
-
-PROMETHEUS_TEXT = "text/plain; version=0.0.4; charset=utf-8"
 
 
 class BackgroundComponent(Protocol):
@@ -122,17 +121,19 @@ def create_app(
     catalog_changes: CatalogChanges | None = None,
     components: Sequence[BackgroundComponent] = (),
     readiness: Readiness | None = None,
+    metrics_on_api_port: bool = True,
 ) -> RouterApp:
     """The router app. It owns what it is given: adapters and state are closed on shutdown.
 
     `app.state.router` is the `RouterService`, for code that adds routes or background tasks
     (a catalog watcher replaces `catalog_source`'s catalog; the app sees it on the next request).
     `components` are started after and closed before everything else; with `telemetry`, the
-    app serves its Prometheus metrics at `/metrics`. A request body over `max_body_bytes` is
-    answered 413 without being read. Every error, unknown paths included, is an OpenAI error
-    object; `/openapi.json` describes the API to holders of a key. Once `readiness` says the
-    process is shutting down, `/readyz` answers 503 so the pod leaves its Service before it
-    stops accepting.
+    app serves its Prometheus metrics at `/metrics`, unless `metrics_on_api_port` is False (a
+    `MetricsListener` component serves them on a port of their own). A request body over
+    `max_body_bytes` is answered 413 without being read. Every error, unknown paths included, is
+    an OpenAI error object; `/openapi.json` describes the API to holders of a key. Once
+    `readiness` says the process is shutting down, `/readyz` answers 503 so the pod leaves its
+    Service before it stops accepting.
     """
     chosen_adapters = dict(adapters) if adapters is not None else default_adapters()
     service = RouterService(
@@ -213,14 +214,16 @@ def create_app(
         }
         return OrjsonResponse(body, status_code=200 if ready else 503)
 
-    serves_metrics = telemetry is not None and telemetry.prometheus_registry is not None
+    serves_metrics = (
+        metrics_on_api_port and telemetry is not None and telemetry.prometheus_registry is not None
+    )
     if serves_metrics:
         assert telemetry is not None
         exported = telemetry
 
         @app.get(METRICS_PATH)
         async def metrics() -> Response:
-            return Response(exported.export_prometheus(), media_type=PROMETHEUS_TEXT)
+            return Response(exported.export_prometheus(), media_type=PROMETHEUS_CONTENT_TYPE)
 
     app.api_document = openapi_document(serves_metrics=serves_metrics)
 

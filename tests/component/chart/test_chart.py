@@ -510,7 +510,10 @@ def test_router_probes_healthz_for_liveness_and_readyz_for_readiness(
     router = _container(rendered["defaults"], "Deployment", "mp-modelplane-router")
     assert router["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
     assert router["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
-    assert router["ports"] == [{"name": "http", "containerPort": 8080, "protocol": "TCP"}]
+    assert router["ports"] == [
+        {"name": "http", "containerPort": 8080, "protocol": "TCP"},
+        {"name": "metrics", "containerPort": 9090, "protocol": "TCP"},
+    ]
     assert router["args"][:3] == ["router", "serve", "--kubernetes"]
     redis = _container(rendered["defaults"], "StatefulSet", "mp-modelplane-redis")
     assert "livenessProbe" in redis
@@ -750,6 +753,47 @@ def test_service_monitor_scrapes_the_router_metrics_endpoint(
     assert monitor["metadata"]["labels"]["release"] == "prometheus"
     assert monitor["spec"]["endpoints"][0]["path"] == "/metrics"
     assert not _of_kind(rendered["defaults"], "ServiceMonitor")
+
+
+def test_router_metrics_have_their_own_port_that_only_prometheus_may_reach(
+    rendered: dict[str, list[Manifest]], helm: Helm
+) -> None:
+    args = _container(rendered["defaults"], "Deployment", "mp-modelplane-router")["args"]
+    assert "--metrics-port=9090" in args
+    service = _named(rendered["defaults"], "Service", "mp-modelplane-router")
+    assert {"name": "metrics", "port": 9090, "targetPort": "metrics", "protocol": "TCP"} in (
+        service["spec"]["ports"]
+    )
+    monitor = _named(rendered["monitoring"], "ServiceMonitor", "mp-modelplane-router")
+    assert monitor["spec"]["endpoints"][0]["port"] == "metrics"
+
+    def ingress_by_port(manifests: list[Manifest]) -> dict[int, list[Any]]:
+        router = _policies(manifests)[f"{NAMESPACE}/mp-modelplane-router"]["spec"]
+        return {
+            port["port"]: rule.get("from", ["anyone"])
+            for rule in router["ingress"]
+            for port in rule["ports"]
+        }
+
+    # Without Prometheus allowed, no one may scrape; the API port stays as ingressFrom says.
+    assert ingress_by_port(rendered["defaults"]) == {8080: ["anyone"]}
+    everything = ingress_by_port(rendered["network-policy-everything"])
+    (scraper,) = everything[9090]
+    assert scraper["podSelector"]["matchLabels"] == {"app.kubernetes.io/name": "prometheus"}
+    assert [peer["podSelector"]["matchLabels"] for peer in everything[8080]] == [
+        {"app": "frontend"}
+    ]
+
+    shared = helm.template({"router": {"metricsPort": 0}, "serviceMonitor": {"enabled": True}})
+    args = _container(shared, "Deployment", "mp-modelplane-router")["args"]
+    assert not [arg for arg in args if arg.startswith("--metrics-port")]
+    assert [
+        p["name"] for p in _named(shared, "Service", "mp-modelplane-router")["spec"]["ports"]
+    ] == ["http"]
+    assert (
+        _named(shared, "ServiceMonitor", "mp-modelplane-router")["spec"]["endpoints"][0]["port"]
+        == "http"
+    )
 
 
 def test_grafana_dashboard_is_valid_json_with_the_promised_panels(

@@ -27,9 +27,9 @@ import aiohttp
 from modelplane.router.policy.latency import (
     EngineLoad,
     EngineSample,
+    capacity_throughput,
     engine_load,
     self_hosted_usd_per_mtok,
-    smoothed_throughput,
 )
 from modelplane.router.state import Clock
 
@@ -128,7 +128,7 @@ class LiveEngine:
 
     reachable: bool
     load: EngineLoad | None = None
-    tokens_per_second: float | None = None  # smoothed busy throughput
+    tokens_per_second: float | None = None  # what it can deliver (`capacity_throughput`)
     usd_per_mtok: float | None = None  # gpu_hour_usd at that throughput
 
 
@@ -232,7 +232,7 @@ class EngineMetricsScraper:
             entry.live = LiveEngine(reachable=True)
             return
         load = engine_load(entry.sample, sample)
-        throughput = smoothed_throughput(entry.live.tokens_per_second, load.generated_tokens_per_s)
+        throughput = capacity_throughput(entry.live.tokens_per_second, load)
         gpu_hour_usd = entry.target.gpu_hour_usd
         cost = (
             self_hosted_usd_per_mtok(gpu_hour_usd, throughput)

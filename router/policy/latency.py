@@ -13,7 +13,9 @@ drain rate is assumed to be `running / default_request_s`. A full KV cache means
 that finds no queue waits for one running request to finish, so one drain interval is added.
 
 Cost: a self-hosted backend costs `gpuHourUSD` per hour whatever it serves, so its price per
-million tokens is `gpuHourUSD / tokens per second * 1e6 / 3600` at the measured throughput.
+million tokens is `gpuHourUSD / tokens per second * 1e6 / 3600` at the throughput it can
+deliver: measured while requests queue for it (`capacity_throughput`), the configured (or
+assumed) `tokens_per_second` until then.
 """
 
 from __future__ import annotations
@@ -96,18 +98,31 @@ def predict_ttft_ms(
     return base_ms + queued / drain_per_s * 1000.0
 
 
-def smoothed_throughput(
-    previous: float | None, sample_tokens_per_s: float | None, smoothing: float = 0.3
-) -> float | None:
-    """Moving average of the tokens per second an engine delivers while it is busy.
+def is_saturated(load: EngineLoad, model: LatencyModel = LatencyModel()) -> bool:
+    """Whether requests were queuing for the engine (or its KV cache was full) at the sample:
+    then the tokens it generated measure what it can do, not what it was asked for."""
+    return load.waiting > 0 or (
+        load.kv_cache_usage is not None and load.kv_cache_usage >= model.kv_cache_full
+    )
 
-    Idle intervals (no tokens generated) say nothing about capacity, so they leave it unchanged.
+
+def capacity_throughput(
+    previous: float | None, load: EngineLoad, smoothing: float = 0.3
+) -> float | None:
+    """Moving estimate of the tokens per second an engine can deliver, to price its GPU time.
+
+    Tokens per second over an interval measure demand unless the engine was saturated: an engine
+    that served one short answer in a 2 s interval generated ~4 tokens/s, not its capacity, and
+    pricing its GPU-hour at that made a lightly used model look hundreds of times dearer than a
+    hosted one. So only a saturated interval may lower the estimate (or start it); any other can
+    only raise it, since the engine did at least that much. Idle intervals say nothing.
     """
-    if not sample_tokens_per_s or sample_tokens_per_s <= 0:
+    sample = load.generated_tokens_per_s
+    if not sample or sample <= 0:
         return previous
-    if previous is None:
-        return sample_tokens_per_s
-    return previous + smoothing * (sample_tokens_per_s - previous)
+    if is_saturated(load):
+        return sample if previous is None else previous + smoothing * (sample - previous)
+    return None if previous is None else max(previous, sample)
 
 
 def self_hosted_usd_per_mtok(gpu_hour_usd: float, tokens_per_second: float) -> float | None:
@@ -121,8 +136,9 @@ __all__ = [
     "EngineLoad",
     "EngineSample",
     "LatencyModel",
+    "capacity_throughput",
     "engine_load",
+    "is_saturated",
     "predict_ttft_ms",
     "self_hosted_usd_per_mtok",
-    "smoothed_throughput",
 ]

@@ -10,6 +10,7 @@ import pytest
 from modelplane.router.adapters.live import CatalogChanges, LiveCatalog, LiveLatencyState
 from modelplane.router.adapters.metrics_scraper import (
     EngineMetricsScraper,
+    LiveEngine,
     ScrapeTarget,
     metrics_url_for,
 )
@@ -108,7 +109,9 @@ async def test_catalog_changes_wakes_a_waiter() -> None:
     assert await waiter is True
 
 
-async def test_self_hosted_price_follows_measured_throughput(upstream: LoopbackUpstream) -> None:
+async def measure_price(upstream: LoopbackUpstream) -> tuple[LiveEngine, float, float]:
+    """Scrape, serve 20 requests, scrape again: the engine as measured, its price, and the
+    price the configuration gives it."""
     base = catalog_from_config(parse_config(config_text(upstream.base_url)))
     source = CatalogSource(base)
     live: list[LiveCatalog] = []
@@ -124,13 +127,36 @@ async def test_self_hosted_price_follows_measured_throughput(upstream: LoopbackU
         await scraper.scrape_once()
     finally:
         await scraper.aclose()
+    configured = base.backends["llama"].snapshot.output_usd_per_mtok
+    return (
+        scraper.live()["llama"],
+        source.current.backends["llama"].snapshot.output_usd_per_mtok,
+        configured,
+    )
 
-    engine = scraper.live()["llama"]
+
+async def test_self_hosted_price_follows_the_throughput_measured_while_requests_queue(
+    upstream: LoopbackUpstream,
+) -> None:
+    upstream.metrics.waiting = 3  # requests queue: what it generates is its capacity
+
+    engine, price, configured = await measure_price(upstream)
+
     assert engine.tokens_per_second is not None
     assert engine.tokens_per_second > 0
-    price = source.current.backends["llama"].snapshot.output_usd_per_mtok
     assert price == pytest.approx(3.6 / engine.tokens_per_second * 1e6 / 3600, rel=0.01)
-    assert price != base.backends["llama"].snapshot.output_usd_per_mtok
+    assert price != configured
+
+
+async def test_light_load_leaves_the_configured_price_of_a_self_hosted_backend(
+    upstream: LoopbackUpstream,
+) -> None:
+    # Twenty requests one after another: tokens per second of demand, far below the engine's
+    # speed; priced at it, the GPU-hour made the model look many times dearer than GPT-4o.
+    engine, price, configured = await measure_price(upstream)
+
+    assert engine.tokens_per_second is None
+    assert price == configured
 
 
 async def test_unanswered_scrape_leaves_readiness_alone_when_status_decides_it(

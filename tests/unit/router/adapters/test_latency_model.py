@@ -7,10 +7,10 @@ from modelplane.router.policy.latency import (
     EngineLoad,
     EngineSample,
     LatencyModel,
+    capacity_throughput,
     engine_load,
     predict_ttft_ms,
     self_hosted_usd_per_mtok,
-    smoothed_throughput,
 )
 
 
@@ -75,10 +75,29 @@ def test_nothing_known_predicts_nothing() -> None:
     assert predict_ttft_ms(None, None) is None
 
 
-def test_idle_intervals_leave_measured_throughput_unchanged() -> None:
-    assert smoothed_throughput(400.0, 0.0) == 400.0
-    assert smoothed_throughput(None, 300.0) == 300.0
-    assert smoothed_throughput(400.0, 500.0, smoothing=0.5) == 450.0
+def busy(tokens_per_s: float, waiting: float = 0.0, kv: float | None = None) -> EngineLoad:
+    return EngineLoad(
+        waiting=waiting, running=1.0, kv_cache_usage=kv, generated_tokens_per_s=tokens_per_s
+    )
+
+
+def test_idle_intervals_leave_the_capacity_estimate_unchanged() -> None:
+    assert capacity_throughput(400.0, busy(0.0)) == 400.0
+    assert capacity_throughput(None, busy(0.0, waiting=3)) is None
+
+
+def test_saturated_intervals_measure_capacity_up_or_down() -> None:
+    assert capacity_throughput(None, busy(300.0, waiting=2)) == 300.0
+    assert capacity_throughput(400.0, busy(200.0, waiting=2), smoothing=0.5) == 300.0
+    assert capacity_throughput(400.0, busy(500.0, kv=0.99), smoothing=0.5) == 450.0
+
+
+def test_light_load_never_makes_an_engine_look_slower_or_dearer() -> None:
+    # One short answer in a 2 s scrape interval: ~4 tokens/s of demand, not of capacity.
+    assert capacity_throughput(2500.0, busy(4.0)) == 2500.0
+    assert capacity_throughput(None, busy(4.0)) is None  # the configured speed still applies
+    # It did at least what it did: an unsaturated interval can still raise the estimate.
+    assert capacity_throughput(2500.0, busy(3000.0)) == 3000.0
 
 
 def test_self_hosted_cost_per_million_tokens_from_gpu_hour_price() -> None:

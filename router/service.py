@@ -469,7 +469,7 @@ class RouterService:
                     attempt.failed("upstream_unavailable", str(error))
                 failures.append(f"{backend.name}: {error}")
                 failed.append(backend.name)
-                await self._observe_failure(backend, started)
+                await self._observe_failure(backend, started, error.retry_after_s)
                 continue
             except BaseException:
                 slot.release()
@@ -490,11 +490,16 @@ class RouterService:
             )
         raise NoEligibleBackend("every eligible backend failed: " + "; ".join(failures))
 
-    async def _observe_failure(self, backend: CatalogBackend, started: float) -> None:
+    async def _observe_failure(
+        self, backend: CatalogBackend, started: float, retry_after_s: float | None
+    ) -> None:
         try:
             await self.state.observe(
                 AttemptObservation(
-                    backend=backend.name, ok=False, duration_s=time.perf_counter() - started
+                    backend=backend.name,
+                    ok=False,
+                    duration_s=time.perf_counter() - started,
+                    retry_after_s=retry_after_s,
                 )
             )
         except Exception:

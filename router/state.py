@@ -94,6 +94,8 @@ class AttemptObservation:
     output_tokens: int = 0
     duration_s: float = 0.0
     streamed: bool = True
+    # A failure whose backend asked for a wait (Retry-After): cooled down that long at once.
+    retry_after_s: float | None = None
 
 
 class StateUnavailableError(Exception):
@@ -238,6 +240,8 @@ class InProcessState:
             if stats.consecutive_failures >= self._cooldown.failures:
                 stats.cooldown_until = now + self._cooldown.seconds
                 stats.consecutive_failures = 0
+            if observation.retry_after_s is not None:
+                stats.cooldown_until = max(stats.cooldown_until, now + observation.retry_after_s)
         if self._health_changed(observation.backend, stats, now):
             self._refresh_health(now)
 

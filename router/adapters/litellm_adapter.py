@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
 import orjson
@@ -20,6 +20,7 @@ from modelplane.router.adapters.upstream import (
     UpstreamUnavailable,
     Usage,
     is_backend_failure,
+    retry_after_s,
     usage_from,
 )
 from modelplane.router.catalog import Upstream
@@ -89,6 +90,21 @@ def _status_of(error: BaseException) -> int | None:
     return status if isinstance(status, int) else None
 
 
+def _retry_after_of(error: BaseException) -> float | None:
+    """The wait a provider's 429 or 503 asked for, from the headers LiteLLM keeps on its error."""
+    status = _status_of(error)
+    headers = getattr(error, "litellm_response_headers", None)
+    if headers is None:
+        headers = getattr(getattr(error, "response", None), "headers", None)
+    if status is None or not isinstance(headers, Mapping):
+        return None
+    pairs = [
+        (str(k).encode("latin-1", "replace"), str(v).encode("latin-1", "replace"))
+        for k, v in headers.items()
+    ]
+    return retry_after_s(status, pairs)
+
+
 def _is_retryable(error: BaseException) -> bool:
     # LiteLLM reports its own timeout (`litellm.Timeout`) as status 408, a backend failure.
     status = _status_of(error)
@@ -148,7 +164,9 @@ class LiteLLMAdapter:
             response = await litellm.acompletion(**self._arguments(upstream, body))
         except Exception as error:  # LiteLLM wraps every provider error in its own types
             if _is_retryable(error):
-                raise UpstreamUnavailable(f"{type(error).__name__}: {error}") from error
+                raise UpstreamUnavailable(
+                    f"{type(error).__name__}: {error}", retry_after_s=_retry_after_of(error)
+                ) from error
             return _client_error_reply(error, _status_of(error) or 400)
         ttft_ms = (time.perf_counter() - started) * 1000.0
         payload = response.model_dump(exclude_none=True)
@@ -172,7 +190,9 @@ class LiteLLMAdapter:
             raise UpstreamUnavailable(str(error)) from error
         except Exception as error:
             if _is_retryable(error):
-                raise UpstreamUnavailable(f"{type(error).__name__}: {error}") from error
+                raise UpstreamUnavailable(
+                    f"{type(error).__name__}: {error}", retry_after_s=_retry_after_of(error)
+                ) from error
             return _client_error_reply(error, _status_of(error) or 400)
         stream.ttft_ms = (time.perf_counter() - started) * 1000.0
         return stream

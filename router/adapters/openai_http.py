@@ -25,6 +25,7 @@ from modelplane.router.adapters.upstream import (
     UpstreamUnavailable,
     Usage,
     is_backend_failure,
+    retry_after_s,
     usage_from,
 )
 from modelplane.router.catalog import Upstream
@@ -76,7 +77,9 @@ class OpenAIHttpAdapter:
         ttft_ms = (time.perf_counter() - started) * 1000.0
         payload, status = response.body, response.status
         if is_backend_failure(status):
-            raise UpstreamUnavailable(f"HTTP {status}")
+            raise UpstreamUnavailable(
+                f"HTTP {status}", retry_after_s=retry_after_s(status, response.headers)
+            )
         if status != 200:
             return CompletedReply(status=status, body=payload, usage=None, ttft_ms=ttft_ms)
         try:
@@ -102,7 +105,10 @@ class OpenAIHttpAdapter:
             finally:
                 await response.aclose()
             if is_backend_failure(response.status):
-                raise UpstreamUnavailable(f"HTTP {response.status}")
+                raise UpstreamUnavailable(
+                    f"HTTP {response.status}",
+                    retry_after_s=retry_after_s(response.status, response.headers),
+                )
             ttft_ms = (time.perf_counter() - started) * 1000.0
             return CompletedReply(status=response.status, body=payload, usage=None, ttft_ms=ttft_ms)
         stream = _HttpStream(response, client_wants_usage)

@@ -83,7 +83,8 @@ return 0
 """
 
 # KEYS[1] backends hash. ARGV[1]: JSON array of observations, oldest first, each
-# [backend, ok (true/false), ttft_ms, tokens_per_s, duration_s (each null when unknown), now];
+# [backend, ok (true/false), ttft_ms, tokens_per_s, duration_s (each null when unknown), now,
+# retry_after_s (a failure's asked wait, or null: cools the backend down that long at once)];
 # ARGV[2] smoothing, ARGV[3] failures before cooldown, ARGV[4] cooldown seconds.
 # Returns a JSON object: backend -> cooldown deadline, for the backends observed.
 _OBSERVE_LUA = """
@@ -119,6 +120,9 @@ for _, item in ipairs(batch) do
     if stats.fails >= threshold then
       stats.cool = item[6] + cooldown
       stats.fails = 0
+    end
+    if known(item[7]) and (stats.cool or 0) < item[6] + item[7] then
+      stats.cool = item[6] + item[7]
     end
   end
   touched[backend] = stats
@@ -398,6 +402,7 @@ class RedisState:
                     _tokens_per_second(observation),
                     observation.duration_s if observation.ok else None,
                     at,
+                    observation.retry_after_s,
                 ]
                 for observation, at in batch
             ]

@@ -12,7 +12,12 @@ error event instead of trying another backend.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import contextlib
+import datetime
+import email.utils
+import math
+import time
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -52,7 +57,54 @@ def is_backend_failure(status: int) -> bool:
 
 
 class UpstreamUnavailable(Exception):
-    """The attempt failed before anything reached the client; another backend may be tried."""
+    """The attempt failed before anything reached the client; another backend may be tried.
+
+    `retry_after_s` is how long the backend asked not to be called again (its `Retry-After` on a
+    429 or 503), so that every router replica leaves it alone for that long.
+    """
+
+    def __init__(self, message: str, *, retry_after_s: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+# An upstream may ask for any wait; past this the router's own cooldown takes over, so one
+# answer cannot take a backend out for hours.
+MAX_RETRY_AFTER_S = 300.0
+# RFC 9110 gives Retry-After a meaning on these; elsewhere it is ignored.
+_RETRY_AFTER_STATUSES = frozenset({429, 503})
+
+
+def retry_after_s(status: int, headers: Iterable[tuple[bytes, bytes]]) -> float | None:
+    """The wait an upstream's 429 or 503 asks for: `retry-after-ms` (OpenAI's), `retry-after`
+    as seconds or as an HTTP date; None when absent, unreadable or not in the future."""
+    if status not in _RETRY_AFTER_STATUSES:
+        return None
+    seconds = None
+    for raw_name, raw_value in headers:
+        name = raw_name.lower()
+        value = raw_value.decode("latin-1").strip()
+        if name == b"retry-after-ms":
+            with contextlib.suppress(ValueError):
+                seconds = float(value) / 1000.0
+                break
+        elif name == b"retry-after" and seconds is None:
+            seconds = _retry_after_value(value)
+    if seconds is None or not math.isfinite(seconds) or seconds <= 0:
+        return None
+    return min(seconds, MAX_RETRY_AFTER_S)
+
+
+def _retry_after_value(value: str) -> float | None:
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:  # an HTTP date is always GMT
+        when = when.replace(tzinfo=datetime.UTC)
+    return when.timestamp() - time.time()
 
 
 class StreamBroken(Exception):

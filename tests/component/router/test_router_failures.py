@@ -3,9 +3,11 @@ streams that break after their first byte."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import openai
 import pytest
 
@@ -32,6 +34,35 @@ def test_a_failing_upstream_falls_back_to_the_next_eligible_backend(
     assert raw.parse().choices[0].message.content == upstreams.gpt.behaviour.reply_text
     assert len(upstreams.llama.received) == 1
     assert len(upstreams.gpt.received) == 1
+
+
+@pytest.fixture
+def fresh_router(upstreams: Upstreams, tmp_path: Path) -> Iterator[RouterProcess]:
+    """A router of its own: what this test's requests teach it (cooldowns, measured speeds)
+    must not steer the module router's next tests."""
+    config = router_config(
+        upstreams.llama.base_url, upstreams.gpt.base_url, cooldown_failures=10_000
+    )
+    yield from start_router(config, tmp_path)
+
+
+def test_an_upstream_that_asks_for_a_wait_is_left_alone_that_long_then_used_again(
+    fresh_router: RouterProcess, upstreams: Upstreams
+) -> None:
+    # This router cools a backend down only after 10,000 failures: what keeps requests off
+    # llama here is its own Retry-After.
+    upstreams.llama.faults.status = 429
+    upstreams.llama.faults.retry_after_s = 1
+    with sdk(fresh_router) as client:
+        for _ in range(3):
+            raw = client.chat.completions.with_raw_response.create(model="auto", messages=HELLO)  # type: ignore[arg-type]
+            assert raw.headers["x-modelplane-backend"] == "gpt-4o"
+        assert len(upstreams.llama.received) == 1
+        upstreams.llama.faults.status = None
+        time.sleep(1.2)
+        raw = client.chat.completions.with_raw_response.create(model="auto", messages=HELLO)  # type: ignore[arg-type]
+    assert raw.headers["x-modelplane-backend"] == "llama-3-8b"
+    assert len(upstreams.llama.received) == 2
 
 
 def test_a_dropped_connection_falls_back_for_a_stream_too(
@@ -88,7 +119,14 @@ def test_a_stream_broken_after_its_first_event_ends_with_an_error_event(
     upstreams.llama.faults.fail_stream_after_events = 2
     with router.stream_chat(API_KEY) as response:
         assert response.status_code == 200
-        assert response.headers["x-modelplane-backend"] == "llama-3-8b"
+        assert response.headers["x-modelplane-backend"] == "llama-3-8b", (
+            response.headers["x-modelplane-decision"],
+            httpx.post(
+                router.base_url + "/route/explain",
+                json={"model": "auto", "messages": HELLO},
+                headers={"Authorization": "Bearer " + API_KEY},
+            ).text,
+        )
         events = [line for line in response.iter_lines() if line.startswith("data: ")]
     assert len(events) == 4  # two content events, the error, [DONE]
     assert '"stream_interrupted"' in events[-2]

@@ -144,6 +144,19 @@ async def test_cooldown_applies_at_once_on_the_observing_replica(make_state: Sta
     assert (await state.backend_health())["flaky"].in_cooldown
 
 
+async def test_an_asked_wait_cools_a_backend_down_for_every_replica(
+    make_state: StateFactory,
+) -> None:
+    clock = FakeClock()
+    observing = make_state(clock, cooldown_failures=3, cooldown_s=30.0)
+    await observing.observe(AttemptObservation(backend="gpt-4o", ok=False, retry_after_s=5.0))
+    other = make_state(clock)
+
+    assert (await other.backend_health())["gpt-4o"].in_cooldown  # one failure, not three
+    clock.now += 6
+    assert not (await make_state(clock).backend_health())["gpt-4o"].in_cooldown
+
+
 async def test_cooldown_ends_after_its_duration(make_state: StateFactory) -> None:
     clock = FakeClock()
     state = make_state(clock, cooldown_failures=1, cooldown_s=10.0)

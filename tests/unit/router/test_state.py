@@ -71,6 +71,24 @@ async def test_repeated_failures_put_a_backend_in_cooldown_until_it_expires() ->
     assert not (await state.backend_health())["llama"].in_cooldown
 
 
+async def test_a_failure_that_asks_for_a_wait_cools_the_backend_down_that_long_at_once() -> None:
+    clock = clock_at(2026, 1, 1, 12, 0, 0)
+    state = InProcessState(clock=clock, cooldown=CooldownPolicy(failures=3, seconds=30))
+    await state.observe(AttemptObservation(backend="gpt-4o", ok=False, retry_after_s=5.0))
+    assert (await state.backend_health())["gpt-4o"].in_cooldown  # one failure, not three
+    clock.now += 6
+    assert not (await state.backend_health())["gpt-4o"].in_cooldown
+
+
+async def test_a_shorter_asked_wait_never_shortens_a_cooldown_already_running() -> None:
+    clock = clock_at(2026, 1, 1, 12, 0, 0)
+    state = InProcessState(clock=clock, cooldown=CooldownPolicy(failures=1, seconds=30))
+    await state.observe(AttemptObservation(backend="gpt-4o", ok=False))
+    await state.observe(AttemptObservation(backend="gpt-4o", ok=False, retry_after_s=1.0))
+    clock.now += 10
+    assert (await state.backend_health())["gpt-4o"].in_cooldown
+
+
 async def test_a_success_resets_the_failure_count() -> None:
     state = InProcessState(cooldown=CooldownPolicy(failures=2, seconds=30))
     await state.observe(AttemptObservation(backend="llama", ok=False))

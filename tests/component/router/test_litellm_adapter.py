@@ -66,3 +66,20 @@ async def test_server_errors_are_retryable_and_client_errors_are_answers(
     upstream.faults.status = 400
     reply = await adapter.complete(via_litellm(upstream), dict(BODY))
     assert reply.status == 400
+
+
+@pytest.mark.parametrize("streamed", [False, True], ids=["complete", "stream"])
+async def test_a_providers_retry_after_comes_through_litellm(
+    upstream: LoopbackUpstream, streamed: bool
+) -> None:
+    adapter = LiteLLMAdapter()
+    upstream.faults.status = 429
+    upstream.faults.retry_after_s = 7
+    call = (
+        adapter.stream(via_litellm(upstream), dict(BODY), False)
+        if streamed
+        else adapter.complete(via_litellm(upstream), dict(BODY))
+    )
+    with pytest.raises(UpstreamUnavailable) as raised:
+        await call
+    assert raised.value.retry_after_s == 7.0

@@ -382,9 +382,13 @@ class RouterService:
             return catalog, decision
         deadline = time.monotonic() + wait_s
         while decision.chosen is None:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0 or not await changes.wait(remaining):
-                break
+            # The request may have been decided on a catalog already replaced (it was read when
+            # the key was checked, before the body): waiting for the next one would sleep
+            # through the very change that made a backend ready.
+            if self.catalog_source.current is catalog:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or not await changes.wait(remaining):
+                    break
             catalog = self.catalog_source.current
             snapshots = _visible_to(
                 tenant_policy, self._with_health(catalog, await self.state.backend_health())

@@ -20,7 +20,7 @@ from modelplane.router.adapters.upstream import (
     UpstreamUnavailable,
     Usage,
     is_backend_failure,
-    retry_after_s,
+    retry_after_from,
     usage_from,
 )
 from modelplane.router.catalog import Upstream
@@ -102,7 +102,7 @@ def _retry_after_of(error: BaseException) -> float | None:
         (str(k).encode("latin-1", "replace"), str(v).encode("latin-1", "replace"))
         for k, v in headers.items()
     ]
-    return retry_after_s(status, pairs)
+    return retry_after_from(status, pairs)
 
 
 def _is_retryable(error: BaseException) -> bool:

@@ -25,7 +25,7 @@ from modelplane.router.adapters.upstream import (
     UpstreamUnavailable,
     Usage,
     is_backend_failure,
-    retry_after_s,
+    retry_after_from,
     usage_from,
 )
 from modelplane.router.catalog import Upstream
@@ -78,7 +78,7 @@ class OpenAIHttpAdapter:
         payload, status = response.body, response.status
         if is_backend_failure(status):
             raise UpstreamUnavailable(
-                f"HTTP {status}", retry_after_s=retry_after_s(status, response.headers)
+                f"HTTP {status}", retry_after_s=retry_after_from(status, response.headers)
             )
         if status != 200:
             return CompletedReply(status=status, body=payload, usage=None, ttft_ms=ttft_ms)
@@ -107,7 +107,7 @@ class OpenAIHttpAdapter:
             if is_backend_failure(response.status):
                 raise UpstreamUnavailable(
                     f"HTTP {response.status}",
-                    retry_after_s=retry_after_s(response.status, response.headers),
+                    retry_after_s=retry_after_from(response.status, response.headers),
                 )
             ttft_ms = (time.perf_counter() - started) * 1000.0
             return CompletedReply(status=response.status, body=payload, usage=None, ttft_ms=ttft_ms)

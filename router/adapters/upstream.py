@@ -75,7 +75,7 @@ MAX_RETRY_AFTER_S = 300.0
 _RETRY_AFTER_STATUSES = frozenset({429, 503})
 
 
-def retry_after_s(status: int, headers: Iterable[tuple[bytes, bytes]]) -> float | None:
+def retry_after_from(status: int, headers: Iterable[tuple[bytes, bytes]]) -> float | None:
     """The wait an upstream's 429 or 503 asks for: `retry-after-ms` (OpenAI's), `retry-after`
     as seconds or as an HTTP date; None when absent, unreadable or not in the future."""
     if status not in _RETRY_AFTER_STATUSES:

@@ -59,17 +59,21 @@ def base() -> Catalog:
     return catalog_from_config(parse_config(CONFIG), price_map={})
 
 
-async def test_a_backend_ready_since_the_request_began_serves_it_without_waiting_for_news(
-    base: Catalog,
-) -> None:
-    scaled_to_zero = with_llama_ready(base, ready=False)
-    source = CatalogSource(scaled_to_zero)
-    service = RouterService(
+def service_over(source: CatalogSource) -> RouterService:
+    return RouterService(
         source,
         InProcessState(),
         {AdapterKind.OPENAI: AnsweringAdapter()},
         catalog_changes=CatalogChanges(source),
     )
+
+
+async def test_a_backend_ready_since_the_request_began_serves_it_without_waiting_for_news(
+    base: Catalog,
+) -> None:
+    scaled_to_zero = with_llama_ready(base, ready=False)
+    source = CatalogSource(scaled_to_zero)
+    service = service_over(source)
     tenant, catalog = service.authenticate("Bearer sk-team")
     source.replace(with_llama_ready(base, ready=True))  # while the body was being read
 
@@ -80,13 +84,7 @@ async def test_a_backend_ready_since_the_request_began_serves_it_without_waiting
 
 
 async def test_a_backend_that_stays_not_ready_gets_503_after_its_timeout(base: Catalog) -> None:
-    source = CatalogSource(with_llama_ready(base, ready=False))
-    service = RouterService(
-        source,
-        InProcessState(),
-        {AdapterKind.OPENAI: AnsweringAdapter()},
-        catalog_changes=CatalogChanges(source),
-    )
+    service = service_over(CatalogSource(with_llama_ready(base, ready=False)))
     tenant, catalog = service.authenticate("Bearer sk-team")
 
     with pytest.raises(NoEligibleBackend):

@@ -6,7 +6,7 @@ import email.utils
 import time
 
 import pytest
-from modelplane.router.adapters.upstream import MAX_RETRY_AFTER_S, retry_after_s
+from modelplane.router.adapters.upstream import MAX_RETRY_AFTER_S, retry_after_from
 
 
 @pytest.mark.parametrize(
@@ -31,13 +31,13 @@ from modelplane.router.adapters.upstream import MAX_RETRY_AFTER_S, retry_after_s
 def test_retry_after_is_read_from_429_and_503_only(
     status: int, headers: list[tuple[bytes, bytes]], expected: float | None
 ) -> None:
-    assert retry_after_s(status, headers) == expected
+    assert retry_after_from(status, headers) == expected
 
 
 def test_retry_after_as_an_http_date_is_the_time_until_then() -> None:
     when = email.utils.formatdate(time.time() + 30, usegmt=True).encode()
 
-    waited = retry_after_s(503, [(b"Retry-After", when)])
+    waited = retry_after_from(503, [(b"Retry-After", when)])
 
     assert waited is not None
     assert 28 <= waited <= 31
@@ -46,4 +46,4 @@ def test_retry_after_as_an_http_date_is_the_time_until_then() -> None:
 def test_retry_after_as_a_past_http_date_asks_for_no_wait() -> None:
     when = email.utils.formatdate(time.time() - 30, usegmt=True).encode()
 
-    assert retry_after_s(503, [(b"Retry-After", when)]) is None
+    assert retry_after_from(503, [(b"Retry-After", when)]) is None

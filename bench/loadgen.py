@@ -115,6 +115,7 @@ class ClientConnection(asyncio.Protocol):
 class Recorder:
     stream: bool
     latencies_s: list[float] = field(default_factory=list)
+    started_s: list[float] = field(default_factory=list)  # when each of latencies_s began
     dispatch_lag_s: list[float] = field(default_factory=list)
     errors: int = 0
     first_error: str = ""
@@ -166,6 +167,7 @@ async def one_request(
         return None
     if recorder.check(status, body):
         recorder.latencies_s.append(time.perf_counter() - started)
+        recorder.started_s.append(started)
     return connection
 
 
@@ -326,8 +328,46 @@ def percentile(sorted_values: list[float], fraction: float) -> float:
     return sorted_values[index]
 
 
+@dataclass(frozen=True)
+class SlowEpisodes:
+    """How the slowest requests of a run are spread over time.
+
+    A p99 made of requests slowed one by one (each paying some rare cost of its own) is a
+    property of the server; one made of a few runs of consecutive requests is a stall (the
+    process or its core stopped for milliseconds) and the queue it left behind.
+    """
+
+    count: int  # separate episodes among the slowest requests
+    largest_share: float  # the share of the slowest requests in the largest episode
+    largest_span_ms: float  # from the first to the last dispatch of the largest episode
+
+
+def slow_episodes(
+    started_s: list[float], latencies_s: list[float], fraction: float = 0.01, gap_s: float = 0.005
+) -> SlowEpisodes:
+    """Group the slowest `fraction` of requests into episodes by when they were dispatched:
+    a slow request dispatched within `gap_s` of the previous slow one continues its episode."""
+    if not latencies_s:
+        return SlowEpisodes(0, 0.0, 0.0)
+    by_latency = sorted(zip(latencies_s, started_s, strict=True), reverse=True)
+    slow = sorted(started for _, started in by_latency[: max(1, round(fraction * len(by_latency)))])
+    episodes: list[list[float]] = [[slow[0]]]
+    for started in slow[1:]:
+        if started - episodes[-1][-1] <= gap_s:
+            episodes[-1].append(started)
+        else:
+            episodes.append([started])
+    largest = max(episodes, key=len)
+    return SlowEpisodes(
+        count=len(episodes),
+        largest_share=len(largest) / len(slow),
+        largest_span_ms=(largest[-1] - largest[0]) * 1000.0,
+    )
+
+
 def summarise(recorder: Recorder, elapsed_s: float, cpu_s: float) -> dict[str, object]:
     ordered = sorted(recorder.latencies_s)
+    episodes = slow_episodes(recorder.started_s, recorder.latencies_s)
     ms = 1000.0
     return {
         "requests": len(ordered),
@@ -342,6 +382,9 @@ def summarise(recorder: Recorder, elapsed_s: float, cpu_s: float) -> dict[str, o
         "dispatch_lag_p99_ms": round(percentile(sorted(recorder.dispatch_lag_s), 0.99) * ms, 4)
         if recorder.dispatch_lag_s
         else 0.0,
+        "p99_episodes": episodes.count,
+        "p99_largest_episode_share": round(episodes.largest_share, 3),
+        "p99_largest_episode_span_ms": round(episodes.largest_span_ms, 2),
         "loadgen_cpu_s": round(cpu_s, 3),
         "warmup_requests": recorder.warmup_requests,
     }

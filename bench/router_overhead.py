@@ -278,6 +278,15 @@ class Bench:
             )
             half["rate"] = rate
             result.phases[f"{mode}/half_load"] = half
+            p99s = " / ".join(f"{p99:.2f}" for p99 in half["rounds_p99_ms"])
+            episodes = " / ".join(map(str, half["rounds_p99_episodes"]))
+            shares = " / ".join(
+                f"{share:.0%}" for share in half["rounds_p99_largest_episode_share"]
+            )
+            self.log(
+                f"[{system}/{mode}] half load {rate:.0f}/s, per round: p99 {p99s} ms; "
+                f"the slowest 1% in {episodes} episodes, the largest holding {shares}"
+            )
         self.log(
             f"[{system}/{mode}] max {throughput['achieved_rps']:.0f} req/s, "
             f"cpu {throughput['server_cpu_ms_per_request']:.3f} ms/req, "
@@ -325,6 +334,11 @@ def best_latency(rounds: list[dict[str, Any]]) -> dict[str, Any]:
         best[key] = min(float(measured[key]) for measured in rounds)
         best[f"rounds_{key}"] = [measured[key] for measured in rounds]
     best["errors"] = sum(int(measured["errors"]) for measured in rounds)
+    # How the reported p99's round spread its slowest requests over time (see SlowEpisodes).
+    lowest_p99 = min(rounds, key=lambda measured: float(measured["p99_ms"]))
+    for key in ("p99_episodes", "p99_largest_episode_share", "p99_largest_episode_span_ms"):
+        best[key] = lowest_p99[key]
+        best[f"rounds_{key}"] = [measured[key] for measured in rounds]
     return best
 
 
@@ -432,6 +446,9 @@ def figures(results: dict[str, SystemResult]) -> dict[str, object]:
                     out[f"{short[system]}_added_{percentile}_ms_{label}_{mode}"] = added(
                         results, system, f"{mode}/{phase}", key
                     )
+            out[f"{short[system]}_half_p99_episodes_{mode}"] = results[system].figure(
+                f"{mode}/half_load", "p99_episodes"
+            )
     for mode in MODES:
         for system, prefix in short.items():
             if system in results and system != "direct":

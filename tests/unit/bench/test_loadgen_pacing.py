@@ -1,4 +1,5 @@
-"""The open-loop generator's schedule: even or Poisson, and an alarm that never fires early.
+"""The open-loop generator: its schedule (even or Poisson, an alarm that never fires early) and
+how it tells a stall from requests slowed one by one.
 
 asyncio's own timers fire up to half a millisecond early or late (uvloop rounds delays to whole
 milliseconds), which turned a "fixed rate" into bursts; these pin down what replaced them.
@@ -13,7 +14,7 @@ import time
 
 import pytest
 
-from bench.loadgen import PreciseAlarm, arrival_times
+from bench.loadgen import PreciseAlarm, arrival_times, slow_episodes
 
 
 def test_uniform_arrivals_are_evenly_spaced_at_the_rate() -> None:
@@ -62,3 +63,33 @@ def test_precise_alarm_wakes_the_event_loop_never_before_its_time() -> None:
 
     for scheduled, fired_at in asyncio.run(fire_times()):
         assert fired_at >= scheduled
+
+
+def test_slow_requests_dispatched_together_form_one_episode() -> None:
+    # 200 requests 1 ms apart; 4 consecutive ones (a stall) and 2 isolated ones are slow.
+    started = [index * 0.001 for index in range(200)]
+    latencies = [0.0003] * 200
+    for index in (50, 51, 52, 53):
+        latencies[index] = 0.005
+    latencies[120] = latencies[180] = 0.004
+
+    episodes = slow_episodes(started, latencies, fraction=0.03)
+
+    assert episodes.count == 3
+    assert episodes.largest_share == pytest.approx(4 / 6)
+    assert episodes.largest_span_ms == pytest.approx(3.0)
+
+
+def test_slow_requests_spread_over_the_run_are_separate_episodes() -> None:
+    started = [index * 0.001 for index in range(1000)]
+    latencies = [0.002 if index % 100 == 7 else 0.0003 for index in range(1000)]
+
+    episodes = slow_episodes(started, latencies, fraction=0.01)
+
+    assert episodes.count == 10
+    assert episodes.largest_share == pytest.approx(0.1)
+    assert episodes.largest_span_ms == 0.0
+
+
+def test_no_requests_make_no_episodes() -> None:
+    assert slow_episodes([], []).count == 0

@@ -10,7 +10,7 @@ NATIVE_STAMP := $(VENV)/.native-built
 export LITELLM_LOCAL_MODEL_COST_MAP := True
 export HF_HUB_OFFLINE := 1
 
-.PHONY: bench-tools chart-crds help venv test test-unit test-component test-e2e test-engines lint format demo bench bench-full clean
+.PHONY: bench-tools chart-crds help lock venv test test-unit test-component test-e2e test-engines lint format demo bench bench-full clean
 
 help:
 	@echo "make demo          run the whole routing path on this machine"
@@ -19,17 +19,27 @@ help:
 	@echo "make bench         quick benchmarks (<= 5 min); make bench-full for the complete run"
 	@echo "make test-e2e      e2e tests against the cluster KUBECONFIG points at"
 	@echo "make test-engines  real vLLM (CPU build) and Triton checks; slow, not part of make test"
+	@echo "make lock          re-pin every dependency (constraints.txt) to its newest allowed version"
 
 venv: $(STAMP) $(NATIVE_STAMP)
 
-$(STAMP): pyproject.toml setup.py
+$(STAMP): pyproject.toml setup.py constraints.txt
 	# -P: without it `python -m` puts this folder first on sys.path, where operator/ shadows the
 	# stdlib module of that name and a fresh venv's pip cannot even start.
 	test -x $(BIN)/python || $(PYTHON) -P -m venv $(VENV)
 	# uv resolves this dependency set in seconds where pip backtracks for many minutes.
 	$(BIN)/python -P -m pip install --quiet --disable-pip-version-check uv
-	$(BIN)/uv pip install --quiet --python $(BIN)/python -e '.[dev,demo]'
+	$(BIN)/uv pip install --quiet --python $(BIN)/python -e '.[dev,demo]' --constraint constraints.txt
 	touch $@
+
+# constraints.txt pins every dependency (it installs nothing itself), so that a fresh machine runs
+# the tests and benchmarks on the set CI last passed with, not on whatever LiteLLM or FastAPI
+# released that morning. make lock re-resolves to the newest allowed versions; make test, then
+# commit it.
+lock:
+	test -x $(BIN)/uv || $(MAKE) venv
+	$(BIN)/uv pip compile pyproject.toml --extra dev --extra demo --python $(BIN)/python \
+		--quiet --upgrade --custom-compile-command 'make lock' -o constraints.txt
 
 $(NATIVE_STAMP): $(STAMP) $(NATIVE_SOURCES)
 	$(BIN)/python -P setup.py --quiet build_ext --inplace

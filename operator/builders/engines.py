@@ -75,10 +75,19 @@ def _probes(
     }
 
 
+# The pod's uid has no /etc/passwd entry in the engine images, and torch resolves its compile
+# cache's path with getpass.getuser() on import: without USER it raises KeyError('getpwuid():
+# uid not found') and vLLM exits before parsing an argument (vllm-project/vllm#44548).
+# getpass reads LOGNAME and USER before it asks /etc/passwd.
+ENGINE_USER = "modelplane"
+
+
 def _common_env() -> list[dict[str, Any]]:
     return [
         {"name": "HF_HOME", "value": HF_HOME},
         {"name": "HOME", "value": TMP_DIR},
+        {"name": "USER", "value": ENGINE_USER},
+        {"name": "LOGNAME", "value": ENGINE_USER},
     ]
 
 

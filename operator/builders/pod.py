@@ -5,10 +5,11 @@ Where weights come from (`hf://` is fetched by the engine itself into the cache,
 nodes, and the security context.
 
 Both engines run as a non-root uid with no capabilities: the vLLM and Triton images run as any
-uid once HOME, HF_HOME and the vLLM cache point at writable volumes, and fsGroup makes the cache
-claim writable. The cost: an image that installs packages or writes under /root at start-up
-fails, and the root filesystem stays writable because torch and Triton write JIT kernels and
-compile caches in places not all redirectable to a volume.
+uid once HOME, HF_HOME and the vLLM cache point at writable volumes, USER and LOGNAME name a
+user the images' /etc/passwd does not have (torch asks for it on import), and fsGroup makes
+the cache claim writable. The cost: an image that installs packages or writes under /root at
+start-up fails, and the root filesystem stays writable because torch and Triton write JIT
+kernels and compile caches in places not all redirectable to a volume.
 """
 
 from __future__ import annotations

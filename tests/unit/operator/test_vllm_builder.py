@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import pytest
 from modelplane.operator.builders import build_children
 from modelplane.operator.settings import OperatorSettings
 
@@ -348,3 +349,16 @@ def test_deployment_runs_the_requested_replicas_and_never_drops_capacity_in_a_ro
     assert deployment["spec"]["strategy"]["rollingUpdate"] == {"maxSurge": 1, "maxUnavailable": 0}
     assert deployment["spec"]["progressDeadlineSeconds"] > settings.startup_budget_seconds
     assert deployment["spec"]["template"]["metadata"]["annotations"]["prometheus.io/port"] == "8000"
+
+
+@pytest.mark.parametrize("example", ["llama-3-8b-vllm.yaml", "llama-3-8b-triton.yaml"])
+def test_engine_is_told_its_user_name_because_its_uid_has_no_passwd_entry(
+    example_md: Callable[[str], ModelDeployment], settings: OperatorSettings, example: str
+) -> None:
+    children = build_children(example_md(example), settings)
+    variables = env(engine(children))
+
+    assert pod_spec(children)["securityContext"]["runAsUser"] != 0
+    # torch calls getpass.getuser() on import; it reads LOGNAME, then USER, before /etc/passwd.
+    assert variables["LOGNAME"]
+    assert variables["USER"] == variables["LOGNAME"]

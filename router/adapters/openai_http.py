@@ -31,6 +31,7 @@ from modelplane.router.adapters.upstream import (
 from modelplane.router.catalog import Upstream
 
 _DONE = b"data: [DONE]"
+_DONE_LINE = b"\n" + _DONE
 _EVENT_END = b"\n\n"
 
 
@@ -166,12 +167,21 @@ class _HttpStream:
         if not chunk:
             raise StreamBroken("the upstream closed the stream before [DONE]")
         data = self._pending + chunk
+        held = b""
+        if b"\r" in data:
+            # SSE lets a line end in CRLF (sse-starlette's default); JSON never holds a raw CR,
+            # so every CR is framing. A CR that ends the read may be half of a CRLF: held back.
+            if data.endswith(b"\r"):
+                data, held = data[:-1], b"\r"
+            data = data.replace(b"\r\n", b"\n")
         cut = data.rfind(_EVENT_END)
         if cut < 0:
-            self._pending = data
+            self._pending = data + held
             return b""
-        complete, self._pending = data[: cut + 2], data[cut + 2 :]
-        if _DONE in complete:
+        complete, self._pending = data[: cut + 2], data[cut + 2 :] + held
+        # The end is an event of its own: `data: [DONE]` at the start of a line, never the same
+        # text inside a chunk's JSON (which cannot hold a raw newline).
+        if complete.startswith(_DONE) or _DONE_LINE in complete:
             self._done = True
         if b'"usage"' in complete:
             complete = self._take_usage(complete)

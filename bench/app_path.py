@@ -73,6 +73,10 @@ class MemoryStream:
     def usage(self) -> Usage | None:
         return self._usage
 
+    @property
+    def chunks_relayed(self) -> int:
+        return self._events.count(b"data: {")
+
     async def aclose(self) -> None:
         return None
 

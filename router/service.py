@@ -205,12 +205,27 @@ class ServedReply:
     started: float
     slot: asyncio.Semaphore
     state: RouterState
+    prompt_tokens: int  # the policy's count, charged when a stream never reports its usage
     trace: RequestTrace | None = None
     finished: bool = False
 
     @property
     def is_stream(self) -> bool:
         return not isinstance(self.reply, CompletedReply)
+
+    def _usage_without_report(self) -> Usage:
+        """What a reply is charged when the upstream reported no usage.
+
+        A stream reports it in its last chunk, so one the client left, one that broke, or one
+        from a server that ignores `include_usage` would otherwise cost nothing, and a tenant
+        could stream past its budget by hanging up early. It is charged the prompt and a token
+        per chunk passed on. An unstreamed reply without usage is an error (or a server that
+        counts nothing) and is not charged.
+        """
+        reply = self.reply
+        if isinstance(reply, CompletedReply):
+            return Usage()
+        return Usage(input_tokens=self.prompt_tokens, output_tokens=reply.chunks_relayed)
 
     async def finish(self, *, stream_broken: bool = False) -> None:
         """Release the backend slot and record usage and latency; call exactly once."""
@@ -221,7 +236,7 @@ class ServedReply:
         reply = self.reply
         if not isinstance(reply, CompletedReply):
             await reply.aclose()
-        usage = reply.usage or Usage()
+        usage = reply.usage or self._usage_without_report()
         snapshot = self.backend.snapshot
         try:
             await self.state.observe(
@@ -490,6 +505,7 @@ class RouterService:
                 started=started,
                 slot=slot,
                 state=self.state,
+                prompt_tokens=routed.features.input_tokens,
                 trace=routed.trace,
             )
         raise NoEligibleBackend("every eligible backend failed: " + "; ".join(failures))

@@ -207,11 +207,16 @@ class _LiteLLMStream:
         self._client_wants_usage = client_wants_usage
         self._first = b""
         self._usage: Usage | None = None
+        self._chunks_relayed = 0
         self.ttft_ms = 0.0
 
     @property
     def usage(self) -> Usage | None:
         return self._usage
+
+    @property
+    def chunks_relayed(self) -> int:
+        return self._chunks_relayed
 
     async def read_first_event(self) -> None:
         while not self._first:
@@ -242,6 +247,7 @@ class _LiteLLMStream:
             self._usage = usage
             if not payload.get("choices") and not self._client_wants_usage:
                 return b""
+        self._chunks_relayed += 1
         return b"data: " + orjson.dumps(payload) + b"\n\n"
 
     async def aclose(self) -> None:

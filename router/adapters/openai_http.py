@@ -32,6 +32,7 @@ from modelplane.router.catalog import Upstream
 
 _DONE = b"data: [DONE]"
 _DONE_LINE = b"\n" + _DONE
+_CHUNK_START = b"data: {"
 _EVENT_END = b"\n\n"
 
 
@@ -137,11 +138,16 @@ class _HttpStream:
         self._first: bytes = b""
         self._done = False
         self._usage: Usage | None = None
+        self._chunks_relayed = 0
         self.ttft_ms = 0.0
 
     @property
     def usage(self) -> Usage | None:
         return self._usage
+
+    @property
+    def chunks_relayed(self) -> int:
+        return self._chunks_relayed
 
     async def read_first_events(self) -> None:
         while not self._first:
@@ -183,6 +189,7 @@ class _HttpStream:
         # text inside a chunk's JSON (which cannot hold a raw newline).
         if complete.startswith(_DONE) or _DONE_LINE in complete:
             self._done = True
+        self._chunks_relayed += complete.count(_CHUNK_START)
         if b'"usage"' in complete:
             complete = self._take_usage(complete)
         return complete

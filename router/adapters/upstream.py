@@ -134,6 +134,13 @@ class StreamingReply(Protocol):
         """Token usage reported by the upstream; known once `events` is exhausted."""
         ...
 
+    @property
+    def chunks_relayed(self) -> int:
+        """Completion chunks passed on so far: what the output is charged by when the stream
+        ends without its usage (the client left, or the upstream broke or ignored
+        `include_usage`). Servers stream about one token per chunk."""
+        ...
+
     async def aclose(self) -> None: ...
 
 

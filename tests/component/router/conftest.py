@@ -25,6 +25,7 @@ API_KEY = "test-key"
 LIMITED_KEY = "limited-key"
 SMALL_TPM_KEY = "small-tpm-key"
 SMALL_TPM = 500
+FRUGAL_KEY = "frugal-key"
 EXTERNAL_KEY = "sk-external-test"
 
 
@@ -72,6 +73,8 @@ def router_config(
             },
             {"name": "limited", "api_keys": [LIMITED_KEY], "requests_per_minute": 2},
             {"name": "small", "api_keys": [SMALL_TPM_KEY], "tokens_per_minute": SMALL_TPM},
+            # Any spend at all uses this budget up.
+            {"name": "frugal", "api_keys": [FRUGAL_KEY], "daily_budget_usd": 1e-9},
         ],
         policy={"pii_detection": True},
         cooldown={"failures": cooldown_failures},

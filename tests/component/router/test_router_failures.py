@@ -14,7 +14,7 @@ import pytest
 from modelplane.testing.processes import free_port
 from modelplane.testing.router_process import RouterProcess
 
-from .conftest import API_KEY, Upstreams, router_config, start_router
+from .conftest import API_KEY, FRUGAL_KEY, Upstreams, router_config, start_router
 
 HELLO = [{"role": "user", "content": "Say hello."}]
 
@@ -142,3 +142,21 @@ def test_the_openai_sdk_raises_on_a_stream_that_breaks(
         stream = client.chat.completions.create(model="auto", messages=HELLO, stream=True)  # type: ignore[arg-type]
         with pytest.raises(openai.APIError, match="failed mid-stream"):
             list(stream)
+
+
+def test_a_stream_that_ends_without_its_usage_is_still_charged(
+    router: RouterProcess, upstreams: Upstreams
+) -> None:
+    # The usage comes in a stream's last chunk; a tenant must not stream past its budget by
+    # hanging up (or having the stream break) before it.
+    upstreams.llama.faults.fail_stream_after_events = 2
+    with router.stream_chat(FRUGAL_KEY) as response:
+        assert response.headers["x-modelplane-backend"] == "llama-3-8b"
+        events = [line for line in response.iter_lines() if line.startswith("data: ")]
+    assert '"stream_interrupted"' in events[-2]
+    upstreams.llama.faults.fail_stream_after_events = None
+
+    refused = router.chat(FRUGAL_KEY)
+
+    assert refused.status_code == 429
+    assert refused.json()["error"]["code"] == "budget_exceeded"

@@ -86,3 +86,12 @@ def test_the_text_of_the_done_event_inside_a_chunk_does_not_end_the_stream() -> 
 def test_a_stream_that_closes_before_done_is_broken_not_finished() -> None:
     with pytest.raises(Exception, match="before \\[DONE\\]"):
         _relay([_chunk("cut") + b"\r\n\r\n"])
+
+
+def test_the_chunks_passed_on_are_counted_for_a_stream_that_never_reports_usage() -> None:
+    reads = [event + b"\n\n" for event in [_chunk("a"), _chunk("b"), _chunk("c"), b"data: [DONE]"]]
+
+    _, stream = _relay(reads)
+
+    assert stream.usage is None
+    assert stream.chunks_relayed == 3

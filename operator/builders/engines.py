@@ -195,6 +195,7 @@ def _repository_paths(md: ModelDeployment, files: dict[str, str]) -> list[dict[s
 def triton_workload(md: ModelDeployment, settings: OperatorSettings) -> EngineWorkload:
     spec = md.spec
     files = triton_model_repository(md)
+    repository_paths = _repository_paths(md, files)
     config_map = {
         "apiVersion": "v1",
         "kind": "ConfigMap",
@@ -234,7 +235,17 @@ def triton_workload(md: ModelDeployment, settings: OperatorSettings) -> EngineWo
         "resources": container_resources(md, settings),
         "volumeMounts": [
             *volume_mounts(md, shared_memory),
-            {"name": "model-repository", "mountPath": MODEL_REPOSITORY_DIR, "readOnly": True},
+            # File by file: a ConfigMap volume keeps hidden `..data` and `..<timestamp>` folders at
+            # its root, and Triton takes every folder of the repository's root for a model.
+            *(
+                {
+                    "name": "model-repository",
+                    "mountPath": f"{MODEL_REPOSITORY_DIR}/{item['path']}",
+                    "subPath": item["path"],
+                    "readOnly": True,
+                }
+                for item in repository_paths
+            ),
         ],
         "securityContext": container_security_context(),
         # The KServe endpoints come up only after the model has loaded, hence live for startup.
@@ -251,7 +262,7 @@ def triton_workload(md: ModelDeployment, settings: OperatorSettings) -> EngineWo
                 "name": "model-repository",
                 "configMap": {
                     "name": model_repository_name(md),
-                    "items": _repository_paths(md, files),
+                    "items": repository_paths,
                 },
             }
         ],

@@ -108,12 +108,23 @@ def test_model_repository_is_mounted_in_triton_layout_under_the_served_name(
             {"key": "model.json", "path": "llama-3-8b/1/model.json"},
         ],
     }
-    mounts = {m["name"]: m for m in pod["containers"][0]["volumeMounts"]}
-    assert mounts["model-repository"] == {
-        "name": "model-repository",
-        "mountPath": "/models",
-        "readOnly": True,
-    }
+    # File by file, never the volume's root: a ConfigMap volume holds hidden `..data` folders
+    # there, which Triton would poll as models (it skips only `.` and `..`).
+    mounts = [m for m in pod["containers"][0]["volumeMounts"] if m["name"] == "model-repository"]
+    assert mounts == [
+        {
+            "name": "model-repository",
+            "mountPath": "/models/llama-3-8b/config.pbtxt",
+            "subPath": "llama-3-8b/config.pbtxt",
+            "readOnly": True,
+        },
+        {
+            "name": "model-repository",
+            "mountPath": "/models/llama-3-8b/1/model.json",
+            "subPath": "llama-3-8b/1/model.json",
+            "readOnly": True,
+        },
+    ]
 
 
 def test_adapters_become_multi_lora_json_and_a_lora_separator(

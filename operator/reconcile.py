@@ -102,6 +102,7 @@ class Reconciler:
         self._queued: set[tuple[str, str]] = set()
         self._own_writes: dict[_ResourceKey, str] = {}
         self._unserved_kinds: set[str] = set()
+        self._replicas_handed_over: set[tuple[str, str]] = set()
         self._passes = asyncio.Semaphore(self.options.max_concurrent_passes)
 
     # ModelDeployment
@@ -140,6 +141,7 @@ class Reconciler:
     def forget(self, namespace: str, name: str) -> None:
         """Drop the bookkeeping of a deleted ModelDeployment."""
         self._locks.pop((namespace, name), None)
+        self._replicas_handed_over.discard((namespace, name))
         for key in [k for k in self._own_writes if k[1] == namespace and k[2].startswith(name)]:
             del self._own_writes[key]
 
@@ -166,6 +168,7 @@ class Reconciler:
             status = status_rules.invalid_spec_status(previous, generation, message, now=now)
             return await self._write_status(body, previous, status)
 
+        await self._hand_over_replicas(namespace, name, children)
         # What the pods need (claim, model repository) first, then everything else together:
         # one round trip of latency per stage instead of one per child.
         supporting = [c for c in children if c["kind"] in ("PersistentVolumeClaim", "ConfigMap")]
@@ -219,6 +222,49 @@ class Reconciler:
             if not found:
                 return reason, f"{message} The model's pods cannot start without it."
         return None
+
+    async def _hand_over_replicas(
+        self, namespace: str, name: str, children: list[JsonDict]
+    ) -> None:
+        """Keep the replica count when the autoscaler takes it over.
+
+        Without autoscaling the operator applies `spec.replicas`; with it, it stops. A field its
+        only manager stops applying is reset to its default, so turning autoscaling on would
+        drop the Deployment to one replica (stopping GPU pods that take minutes to come back)
+        until the autoscaler scales it up again. Kubernetes' hand-over: a second manager applies
+        the live count first, so the field keeps an owner, and the autoscaler takes it from
+        there. Done once per Deployment and operator process (and again after each time the
+        operator set the count): a repeat is harmless, the second manager applying the live
+        value again.
+        """
+        deployment = next(child for child in children if child["kind"] == "Deployment")
+        key = (namespace, name)
+        if "replicas" in deployment["spec"]:
+            self._replicas_handed_over.discard(key)
+            return
+        if key in self._replicas_handed_over:
+            return
+        ref = kind_ref(deployment)
+        live = await self.api.get(ref, namespace, deployment["metadata"]["name"])
+        replicas = (live or {}).get("spec", {}).get("replicas")
+        if isinstance(replicas, int):
+            handover = {
+                "apiVersion": deployment["apiVersion"],
+                "kind": "Deployment",
+                "metadata": {"name": deployment["metadata"]["name"], "namespace": namespace},
+                "spec": {"replicas": replicas},
+            }
+            # A second field manager co-owns the count while the autoscaler takes it over.
+            await self.api.apply(
+                handover, field_manager=f"{self.options.field_manager}-replicas-handover"
+            )
+            log.info(
+                "Deployment %s/%s: %d replicas handed over to the autoscaler",
+                namespace,
+                deployment["metadata"]["name"],
+                replicas,
+            )
+        self._replicas_handed_over.add(key)
 
     async def _apply(self, child: JsonDict, namespace: str) -> JsonDict | KubeApiError:
         """Apply one child; the API's refusal of it (422) is returned, not raised.

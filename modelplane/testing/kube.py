@@ -13,7 +13,9 @@ object store, which keeps objects verbatim, with one that follows the apiserver'
   concurrency (409 Conflict on a stale resourceVersion), merge, strategic-merge (treated as a
   merge), JSON patch (422 on a failed `test` op) and server-side apply
   (`application/apply-patch+yaml`, `fieldManager` required; the fields a manager applied
-  earlier and omits now are removed; ownership conflicts are not modelled, so `force` is moot);
+  earlier and omits now are removed unless another manager still applies them (shared
+  ownership, as when a field is handed over); ownership conflicts are not modelled, so `force`
+  is moot);
 - list with label/field selectors, `limit` and `continue`; watch from a resourceVersion
   (replaying retained events, 410 Gone when too old), without one (synthetic ADDED events),
   with `sendInitialEvents`, periodic BOOKMARKs and `timeoutSeconds`; a watch with a label
@@ -60,7 +62,7 @@ import signal
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -253,23 +255,35 @@ def merge_patch(target: Any, patch: Any) -> Any:
     return merged
 
 
-def _drop_omitted(live: Any, previous: Any, current: Any) -> Any:
-    """Remove from `live` the dict keys a manager applied before (`previous`) and omits now."""
+def _drop_omitted(live: Any, previous: Any, current: Any, others: list[Any]) -> Any:
+    """Remove from `live` the dict keys a manager applied before (`previous`) and omits now,
+    unless another manager still applies them (`others`, at the same depth): a shared field
+    stays."""
     if not isinstance(live, dict) or not isinstance(previous, dict):
         return live
     current = current if isinstance(current, dict) else {}
+    others = [other for other in others if isinstance(other, dict)]
     result = dict(live)
     for key, old_value in previous.items():
         if key not in current:
-            result.pop(key, None)
+            if not any(key in other for other in others):
+                result.pop(key, None)
         elif key in result:
-            result[key] = _drop_omitted(result[key], old_value, current[key])
+            result[key] = _drop_omitted(
+                result[key], old_value, current[key], [other.get(key) for other in others]
+            )
     return result
 
 
-def server_side_apply(live: JsonDict, applied: JsonDict, previous: JsonDict | None) -> JsonDict:
-    """Apply a manager's whole intent: drop what it stopped applying, then merge what it applies."""
-    pruned = _drop_omitted(live, previous, applied) if previous is not None else live
+def server_side_apply(
+    live: JsonDict,
+    applied: JsonDict,
+    previous: JsonDict | None,
+    others: Sequence[JsonDict] = (),
+) -> JsonDict:
+    """Apply a manager's whole intent: drop what it stopped applying and no other manager
+    (`others`: what they last applied) applies, then merge what it applies."""
+    pruned = live if previous is None else _drop_omitted(live, previous, applied, list(others))
     result: JsonDict = merge_patch(pruned, applied)
     return result
 
@@ -736,7 +750,13 @@ class KubeEmulator(kmock.KubernetesEmulator):
                 created = self.create_object(info, namespace, patch)
                 self._applied[applied_key] = copy.deepcopy(patch)
                 return created
-            updated = server_side_apply(live, patch, self._applied.get(applied_key))
+            others = [
+                config
+                for (store, obj, manager, sub), config in self._applied.items()
+                if (store, obj, sub) == applied_key[:2] + applied_key[3:]
+                and manager != field_manager
+            ]
+            updated = server_side_apply(live, patch, self._applied.get(applied_key), others)
             self._applied[applied_key] = copy.deepcopy(patch)
         else:
             if live is None:

@@ -38,6 +38,33 @@ def test_autoscaling_gets_an_hpa_and_losing_it_prunes_the_hpa(
     assert deployment["spec"]["replicas"] == 1  # the replica count is the operator's again
 
 
+def test_turning_autoscaling_on_keeps_the_replicas_running_for_the_autoscaler(
+    operator: Any, kube: KubeHttpClient, namespace: str
+) -> None:
+    kube.create(model_deployment("scaled", namespace, {"replicas": 3}))
+    wait_for(
+        lambda: (
+            (kube.get("Deployment", namespace, "scaled") or {}).get("spec", {}).get("replicas") == 3
+        ),
+        what="a Deployment of 3 replicas",
+    )
+
+    patched = kube.patch("ModelDeployment", namespace, "scaled", {"spec": AUTOSCALING})
+
+    def reconciled() -> bool:
+        md = kube.get("ModelDeployment", namespace, "scaled") or {}
+        observed = md.get("status", {}).get("observedGeneration")
+        return bool(observed == patched["metadata"]["generation"])
+
+    wait_for(reconciled, what="the autoscaling spec reconciled")
+    assert kube.get("HorizontalPodAutoscaler", namespace, "scaled") is not None
+    deployment = kube.get("Deployment", namespace, "scaled")
+    assert deployment is not None
+    # The operator stopped applying the count; left without an owner it would go back to its
+    # default of 1, stopping two GPU pods until the HPA scaled up again.
+    assert deployment["spec"]["replicas"] == 3
+
+
 @pytest.fixture(scope="module")
 def keda_cluster() -> Iterator[EmulatedCluster]:
     with EmulatedCluster(extra_kinds=(KEDA_SCALED_OBJECT,)) as running:

@@ -149,6 +149,32 @@ def test_server_side_apply_creates_then_drops_what_the_manager_stopped_applying(
     assert unnamed.status_code == 400
 
 
+def test_a_field_another_manager_also_applies_stays_when_one_stops_applying_it(
+    cluster: EmulatedCluster, namespace: str
+) -> None:
+    # Kubernetes' documented hand-over: a second manager applies the field, then the first
+    # drops it; the field keeps its value instead of going back to its default.
+    url = f"{cluster.url}/api/v1/namespaces/{namespace}/configmaps/shared"
+    headers = {"Content-Type": "application/apply-patch+yaml"}
+    base = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "shared"}}
+
+    def apply(manager: str, data: dict[str, str]) -> dict[str, str]:
+        response = httpx.patch(
+            url,
+            content=orjson.dumps({**base, "data": data}),
+            headers=headers,
+            params={"fieldManager": manager, "force": "true"},
+        )
+        assert response.status_code in (200, 201)
+        result: dict[str, str] = response.json().get("data", {})
+        return result
+
+    apply("owner", {"kept": "1", "dropped": "2"})
+    apply("handover", {"kept": "1"})
+
+    assert apply("owner", {}) == {"kept": "1"}
+
+
 def test_namespaces_are_listed_and_secrets_store_string_data_as_base64(
     kube: KubeHttpClient, namespace: str
 ) -> None:

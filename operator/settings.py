@@ -73,8 +73,10 @@ class OperatorSettings(Settings):
     # How long a pod may take from start to a healthy /health: a 70B download plus load needs
     # tens of minutes, so less than 30 minutes is refused.
     startup_budget_seconds: int = Field(default=2400, ge=1800)
-    # ReadWriteOnce works on every storage class but keeps all replicas of a model on one node;
-    # set ReadWriteMany when the storage class offers it and replicas spread over nodes.
+    # ReadWriteOnce works on every storage class; the operator then keeps all pods of a model on
+    # one node (pod affinity), since the claim attaches to one node at a time. ReadWriteMany
+    # (where the storage class offers it) lets replicas spread over nodes. ReadWriteOncePod
+    # allows one pod: one replica, rolled out by stopping it before its successor starts.
     cache_access_mode: Literal["ReadWriteOnce", "ReadWriteMany", "ReadWriteOncePod"] = (
         "ReadWriteOnce"
     )

@@ -78,15 +78,32 @@ def deployment(
         pod_spec["tolerations"] = pod_tolerations
     if md.spec.priority_class_name is not None:
         pod_spec["priorityClassName"] = md.spec.priority_class_name
+    cache_mode = settings.cache_access_mode if md.spec.cache is not None else None
+    if cache_mode == "ReadWriteOnce":
+        # The claim attaches to one node at a time: a replica or a rollout's new pod scheduled
+        # elsewhere would wait forever on a Multi-Attach error. Every pod of the model goes
+        # where the others are (the first one anywhere).
+        pod_spec["affinity"] = {
+            "podAffinity": {
+                "requiredDuringSchedulingIgnoredDuringExecution": [
+                    {
+                        "labelSelector": {"matchLabels": pod_selector(md)},
+                        "topologyKey": "kubernetes.io/hostname",
+                    }
+                ]
+            }
+        }
 
-    spec: dict[str, Any] = {
-        "selector": {"matchLabels": pod_selector(md)},
+    if cache_mode == "ReadWriteOncePod":
+        # One pod at a time may use the claim: a new pod can only start once the old one is gone.
+        strategy: dict[str, Any] = {"type": "Recreate"}
+    else:
         # Never below the serving capacity during a rollout: the new pod starts (on a spare GPU)
         # before an old one stops. Without a spare GPU the rollout waits rather than go dark.
-        "strategy": {
-            "type": "RollingUpdate",
-            "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0},
-        },
+        strategy = {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}
+    spec: dict[str, Any] = {
+        "selector": {"matchLabels": pod_selector(md)},
+        "strategy": strategy,
         "revisionHistoryLimit": 3,
         # A first start may download a 70B model; do not call that a stalled rollout.
         "progressDeadlineSeconds": settings.startup_budget_seconds + 600,

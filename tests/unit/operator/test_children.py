@@ -72,6 +72,10 @@ SCENARIOS: dict[str, tuple[dict[str, Any], OperatorSettings]] = {
         },
         OperatorSettings(shm_size_limit="8Gi", cache_access_mode="ReadWriteMany"),
     ),
+    "vllm cache for one pod": (
+        {"cache": {"size": "50Gi"}},
+        OperatorSettings(cache_access_mode="ReadWriteOncePod"),
+    ),
     "triton 1 gpu": ({"engine": {"name": "triton"}}, DEFAULT),
     "triton tensor parallel with cache": (
         {
@@ -232,3 +236,36 @@ def test_every_resource_quantity_is_a_string(make_md: MakeMd, scenario: str) -> 
     for container in pod["containers"] + pod.get("initContainers", []):
         for amounts in container.get("resources", {}).values():
             assert all(isinstance(amount, str) for amount in amounts.values())
+
+
+@pytest.mark.parametrize(
+    ("access_mode", "co_located", "strategy"),
+    [
+        ("ReadWriteOnce", True, "RollingUpdate"),
+        ("ReadWriteMany", False, "RollingUpdate"),
+        ("ReadWriteOncePod", False, "Recreate"),
+    ],
+)
+def test_pods_sharing_a_cache_claim_can_all_mount_it(
+    make_md: MakeMd, access_mode: str, co_located: bool, strategy: str
+) -> None:
+    md = make_md(cache={"size": "50Gi"}, replicas=2)
+    settings = OperatorSettings(cache_access_mode=access_mode)  # type: ignore[arg-type]
+    deployment = next(c for c in build_children(md, settings) if c["kind"] == "Deployment")
+    pod = deployment["spec"]["template"]["spec"]
+
+    # A ReadWriteOnce claim attaches to one node: replicas and a rollout's new pod must go there.
+    affinity = pod.get("affinity", {}).get("podAffinity", {})
+    terms = affinity.get("requiredDuringSchedulingIgnoredDuringExecution", [])
+    assert bool(terms) is co_located
+    for term in terms:
+        assert term["topologyKey"] == "kubernetes.io/hostname"
+        assert term["labelSelector"]["matchLabels"] == pod_selector(md)
+    # A ReadWriteOncePod claim admits one pod: the old one must stop before the new one starts.
+    assert deployment["spec"]["strategy"]["type"] == strategy
+
+
+def test_without_a_cache_claim_pods_are_placed_freely(make_md: MakeMd) -> None:
+    deployment = next(c for c in build_children(make_md(), DEFAULT) if c["kind"] == "Deployment")
+
+    assert "affinity" not in deployment["spec"]["template"]["spec"]

@@ -49,6 +49,9 @@ NEVER_PRUNED = frozenset({"PersistentVolumeClaim"})
 
 _ResourceKey = tuple[str, str, str]  # (kind, namespace, name)
 
+# Statuses by which the API server refuses a child for good (see Reconciler._apply).
+_REFUSALS = frozenset({400, 403, 422})
+
 # Told about every Ready transition: (resource body, event type, reason, message).
 TransitionNotifier = Callable[[Mapping[str, Any], str, str, str], None]
 
@@ -169,6 +172,10 @@ class Reconciler:
             return await self._write_status(body, previous, status)
 
         await self._hand_over_replicas(namespace, name, children)
+        if prune:
+            # Before applying: what replaces a pruned child may be refused while it exists (KEDA's
+            # admission webhook refuses a ScaledObject for a Deployment an HPA already scales).
+            await self._prune(namespace, name, md.metadata.uid, children)
         # What the pods need (claim, model repository) first, then everything else together:
         # one round trip of latency per stage instead of one per child.
         supporting = [c for c in children if c["kind"] in ("PersistentVolumeClaim", "ConfigMap")]
@@ -185,8 +192,6 @@ class Reconciler:
                 else:
                     applied.append(outcome)
         deployment = next((obj for obj in applied if obj.get("kind") == "Deployment"), None)
-        if prune:
-            await self._prune(namespace, name, md.metadata.uid, children)
 
         status = status_rules.model_deployment_status(
             previous,
@@ -267,15 +272,17 @@ class Reconciler:
         self._replicas_handed_over.add(key)
 
     async def _apply(self, child: JsonDict, namespace: str) -> JsonDict | KubeApiError:
-        """Apply one child; the API's refusal of it (422) is returned, not raised.
+        """Apply one child; the API's refusal of it is returned, not raised.
 
-        A refusal is not transient (e.g. a PersistentVolumeClaim's storage class is immutable):
-        retrying would loop until the spec changes, so it becomes a status condition instead.
+        A refusal is not transient: invalid (422, e.g. a PersistentVolumeClaim's storage class
+        is immutable), denied by an admission webhook (400 or 403, e.g. KEDA's) or by RBAC
+        (403). Retrying would loop until the spec or the cluster changes, so it becomes a status
+        condition instead, and the resync timer tries again.
         """
         try:
             applied = await self.api.apply(child, field_manager=self.options.field_manager)
         except KubeApiError as error:
-            if error.status != 422:
+            if error.status not in _REFUSALS:
                 raise
             return error
         meta = applied.get("metadata", {})

@@ -24,7 +24,9 @@ object store, which keeps objects verbatim, with one that follows the apiserver'
 - namespaces: created on the first write into them, listed at `GET /api/v1/namespaces`,
   deleting one deletes its objects; a Secret's `stringData` is stored as base64 `data`;
 - kinds: the built-in ones the operator touches, every CRD in `crds/` (and any CRD created
-  through the API), KEDA's ScaledObject only when asked (`extra_kinds=(KEDA_SCALED_OBJECT,)`);
+  through the API), KEDA's ScaledObject only when asked (`extra_kinds=(KEDA_SCALED_OBJECT,)`),
+  with KEDA's admission webhook (a ScaledObject is refused, 403, for a workload an HPA that is
+  not its own already scales);
   discovery is good enough for kopf and for `kubectl` (`apply --server-side --validate=false`,
   `get`, `scale`, `delete`; no OpenAPI document, no server-side table printing).
 
@@ -34,10 +36,10 @@ objects (unless `propagationPolicy=Orphan`), and an object written with owners t
 (a controller acting on a stale view) is deleted right after the write; both synchronously, where
 the real one works in the background. The Deployment controller is not emulated: tests set a
 Deployment's status with `set_deployment_status`. Not emulated either: CRD schema validation and
-defaulting, admission, RBAC, authentication (any credentials are accepted), field ownership
-conflicts, strategic-merge list keys, managedFields. `inject_failures` makes chosen object
-requests fail, for resilience tests. Object requests bypass kmock's request log unless
-`record_requests=True`.
+defaulting, admission (but KEDA's webhook, above), RBAC, authentication (any credentials are
+accepted), field ownership conflicts, strategic-merge list keys, managedFields.
+`inject_failures` makes chosen object requests fail, for resilience tests. Object requests
+bypass kmock's request log unless `record_requests=True`.
 
 `EmulatedCluster` runs the emulator on 127.0.0.1 in a thread of its own (so a blocking test, a
 `kopf.testing.KopfRunner` or a benchmark can share the process), and offers a synchronous client
@@ -624,6 +626,30 @@ class KubeEmulator(kmock.KubernetesEmulator):
 
     # object operations (synchronous: each is atomic on the event loop)
 
+    def _admit(self, info: KindInfo, obj: JsonDict) -> None:
+        """The validating webhooks of what the cluster runs: KEDA's, where KEDA is served."""
+        if info == KEDA_SCALED_OBJECT:
+            self._admit_scaled_object(obj)
+
+    def _admit_scaled_object(self, obj: JsonDict) -> None:
+        """KEDA refuses a ScaledObject for a workload an HPA of someone else's already scales."""
+        meta = obj["metadata"]
+        target = obj.get("spec", {}).get("scaleTargetRef", {})
+        hpas = self._store["autoscaling", "horizontalpodautoscalers"]
+        for (namespace, hpa_name), hpa in hpas.items():
+            if namespace != meta.get("namespace"):
+                continue
+            hpa_target = hpa.get("spec", {}).get("scaleTargetRef", {})
+            owners = {owner.get("uid") for owner in hpa["metadata"].get("ownerReferences") or []}
+            if hpa_target.get("name") == target.get("name") and meta.get("uid") not in owners:
+                raise ApiError(
+                    403,
+                    'admission webhook "vscaledobject.keda.sh" denied the request: the workload '
+                    f"'{target.get('name')}' of type 'apps/v1.Deployment' is already managed by "
+                    f"the hpa '{hpa_name}'",
+                    "Forbidden",
+                )
+
     def _bucket(self, info: KindInfo) -> dict[_ObjectKey, JsonDict]:
         return self._store[info.group, info.plural]
 
@@ -708,6 +734,7 @@ class KubeEmulator(kmock.KubernetesEmulator):
         meta["generation"] = 1
         obj["apiVersion"], obj["kind"] = info.api_version, info.kind
         _normalize(info, obj)
+        self._admit(info, obj)
         self._write(info, key, obj, None)
         self._collect_if_owners_gone(info, key)
         if info.plural == "customresourcedefinitions":
@@ -851,6 +878,8 @@ class KubeEmulator(kmock.KubernetesEmulator):
                 )
         if new == live:
             return self._versioned(info, live)  # a no-op write is no write: no new resourceVersion
+        if subresource != "status":
+            self._admit(info, new)
         if subresource != "status" and _generation_relevant(new) != _generation_relevant(live):
             meta["generation"] = old_meta.get("generation", 1) + 1
         self._write(info, key, new, live)

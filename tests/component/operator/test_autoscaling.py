@@ -114,3 +114,27 @@ def test_a_creation_cut_short_before_a_settings_change_leaves_no_child_of_the_ol
             lambda: kube.get("HorizontalPodAutoscaler", namespace, "llama") is None,
             what="the old settings' HPA pruned",
         )
+
+
+def test_switching_from_an_hpa_to_keda_replaces_the_hpa_despite_kedas_webhook(
+    keda_cluster: EmulatedCluster, namespace: str, fast_options: ReconcileOptions
+) -> None:
+    kube = keda_cluster.client()
+    with running_operator(keda_cluster.url, options=fast_options):
+        kube.create(model_deployment("llama", namespace, AUTOSCALING))
+        wait_for(lambda: kube.get("HorizontalPodAutoscaler", namespace, "llama"), what="an HPA")
+
+    # KEDA's webhook refuses a ScaledObject for a Deployment the old HPA still scales: the HPA
+    # must go first, within the same pass.
+    keda = OperatorSettings(keda=KedaSettings(enabled=True))
+    with running_operator(keda_cluster.url, settings=keda, options=fast_options):
+        wait_for(
+            lambda: (
+                kube.get("ScaledObject", namespace, "llama") is not None
+                and kube.get("HorizontalPodAutoscaler", namespace, "llama") is None
+            ),
+            what="the HPA replaced by a ScaledObject",
+        )
+        status = (kube.get("ModelDeployment", namespace, "llama") or {}).get("status", {})
+        reasons = {entry["reason"] for entry in status.get("conditions", [])}
+        assert "ChildRejected" not in reasons

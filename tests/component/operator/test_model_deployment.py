@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from modelplane.testing.kube import EmulatedCluster, KubeHttpClient, wait_for
 from modelplane.testing.operator import condition, model_deployment
 
@@ -287,15 +289,22 @@ def test_switching_from_triton_to_vllm_prunes_the_model_repository(
     assert "vllm" in _container(deployment)["image"]
 
 
+@pytest.mark.parametrize(
+    "refusal",
+    [
+        422,  # invalid: a real API server refuses a change to a claim's immutable storage class
+        403,  # denied by an admission webhook (controller-runtime's answer) or by RBAC
+        400,  # denied by an admission webhook that sets no status
+    ],
+)
 def test_a_child_the_api_refuses_degrades_the_model_instead_of_failing_every_pass(
-    operator: Any, cluster: EmulatedCluster, kube: KubeHttpClient, namespace: str
+    operator: Any, cluster: EmulatedCluster, kube: KubeHttpClient, namespace: str, refusal: int
 ) -> None:
-    # As a real API server refuses a change to a claim's immutable storage class.
     cluster.call(
         cluster.emulator.inject_failures,
         "PATCH",
         f"/namespaces/{namespace}/persistentvolumeclaims/",
-        status=422,
+        status=refusal,
         times=10_000,
     )
     kube.create(model_deployment("llama", namespace, {"cache": {"size": "40Gi"}}))

@@ -47,6 +47,13 @@ class RouterError(Exception):
             self.retry_after_s = retry_after_s
 
     @property
+    def retrying_cannot_help(self) -> bool:
+        """A 429 with no wait that helps (a budget used up, one request over a per-minute
+        limit): told to OpenAI's SDKs by `x-should-retry: false`, which they would otherwise
+        retry at once, twice, for nothing."""
+        return self.status == 429 and self.retry_after_s is None
+
+    @property
     def retry_after_header(self) -> bytes | None:
         """The `Retry-After` value: whole seconds, at least 1."""
         if self.retry_after_s is None:

@@ -443,6 +443,7 @@ class RouterService:
         decision = routed.decision
         failures: list[str] = []  # one line per skipped or failed backend, for the 503
         failed: list[str] = []  # their names, for the decision header
+        waits: list[float] = []  # the waits failed upstreams asked for (Retry-After)
         for position in range(self.max_attempts):
             # A fallback's verdict is built only once it is needed: most requests need none.
             candidates = decision.first_eligible(position + 1)
@@ -488,6 +489,8 @@ class RouterService:
                     attempt.failed("upstream_unavailable", str(error))
                 failures.append(f"{backend.name}: {error}")
                 failed.append(backend.name)
+                if error.retry_after_s is not None:
+                    waits.append(error.retry_after_s)
                 await self._observe_failure(backend, started, error.retry_after_s)
                 continue
             except BaseException:
@@ -508,7 +511,12 @@ class RouterService:
                 prompt_tokens=routed.features.input_tokens,
                 trace=routed.trace,
             )
-        raise NoEligibleBackend("every eligible backend failed: " + "; ".join(failures))
+        # Retrying helps once the first of them is back: no sooner than any upstream asked for
+        # when every failure came with a wait (each is now cooling down that long).
+        raise NoEligibleBackend(
+            "every eligible backend failed: " + "; ".join(failures),
+            retry_after_s=min(waits) if waits and len(waits) == len(failed) else None,
+        )
 
     async def _observe_failure(
         self, backend: CatalogBackend, started: float, retry_after_s: float | None

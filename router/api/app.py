@@ -67,6 +67,8 @@ def _error_response(error: RouterError) -> Response:
         response.headers["connection"] = "close"  # its body goes unread: stop the client sending
     if (retry_after := error.retry_after_header) is not None:
         response.headers["retry-after"] = retry_after.decode()
+    elif error.retrying_cannot_help:
+        response.headers["x-should-retry"] = "false"
     return response
 
 

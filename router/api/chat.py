@@ -34,6 +34,7 @@ _JSON = (b"content-type", b"application/json")
 _EVENT_STREAM = (b"content-type", b"text/event-stream")
 _NO_CACHE = (b"cache-control", b"no-cache")
 _CLOSE = (b"connection", b"close")
+_NO_RETRY = (b"x-should-retry", b"false")
 # Adapters end `events()` after this event (see `StreamingReply`).
 _LAST_EVENT = b"data: [DONE]\n\n"
 
@@ -57,6 +58,8 @@ async def send_error(send: Send, error: RouterError) -> None:
         headers.append(_CLOSE)  # the rest of the body goes unread: stop the client sending it
     if (retry_after := error.retry_after_header) is not None:
         headers.append((b"retry-after", retry_after))
+    elif error.retrying_cannot_help:
+        headers.append(_NO_RETRY)
     await send({"type": "http.response.start", "status": error.status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 

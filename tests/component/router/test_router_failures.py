@@ -65,6 +65,20 @@ def test_an_upstream_that_asks_for_a_wait_is_left_alone_that_long_then_used_agai
     assert len(upstreams.llama.received) == 2
 
 
+def test_when_every_allowed_upstream_asked_for_a_wait_the_client_is_told_that_wait(
+    fresh_router: RouterProcess, upstreams: Upstreams
+) -> None:
+    # A confidential request may use llama only; llama is rate-limited for 7 s.
+    upstreams.llama.faults.status = 429
+    upstreams.llama.faults.retry_after_s = 7
+
+    refused = fresh_router.chat(API_KEY, data_class="confidential")
+
+    assert refused.status_code == 503
+    assert refused.json()["error"]["code"] == "no_eligible_backend"
+    assert refused.headers["retry-after"] == "7"  # not a retry in 1 s that is sure to fail
+
+
 def test_a_dropped_connection_falls_back_for_a_stream_too(
     router: RouterProcess, upstreams: Upstreams
 ) -> None:
@@ -160,3 +174,6 @@ def test_a_stream_that_ends_without_its_usage_is_still_charged(
 
     assert refused.status_code == 429
     assert refused.json()["error"]["code"] == "budget_exceeded"
+    # No wait helps until the budget's period turns: the SDKs must not retry it.
+    assert refused.headers["x-should-retry"] == "false"
+    assert "retry-after" not in refused.headers

@@ -135,3 +135,19 @@ def test_errors_that_waiting_can_cure_say_how_long_in_whole_seconds(
     error: RouterError, retry_after: bytes | None
 ) -> None:
     assert error.retry_after_header == retry_after
+
+
+@pytest.mark.parametrize(
+    ("error", "cannot_help"),
+    [
+        (BudgetExhausted("month"), True),
+        (LimitExceeded("too large for any window"), True),
+        (LimitExceeded("window", retry_after_s=3), False),
+        (NoEligibleBackend("none"), False),  # a backend may be back in a second
+        (InvalidRequest("bad"), False),  # not retried by the SDKs anyway
+    ],
+)
+def test_a_429_no_wait_can_cure_tells_the_sdks_not_to_retry(
+    error: RouterError, cannot_help: bool
+) -> None:
+    assert error.retrying_cannot_help is cannot_help

@@ -28,7 +28,7 @@ from modelplane.router.api.openapi import METRICS_PATH, OPENAPI_PATH, openapi_do
 from modelplane.router.api.shutdown import Readiness
 from modelplane.router.catalog import CatalogSource
 from modelplane.router.config import AdapterKind
-from modelplane.router.errors import InvalidRequest, RouterError
+from modelplane.router.errors import InvalidRequest, RouterError, UnknownModel
 from modelplane.router.service import (
     AUTO_MODEL,
     DEFAULT_MAX_ATTEMPTS,
@@ -234,21 +234,31 @@ def create_app(
         service.authenticate(request.headers.get("authorization"))
         return app.openapi()
 
-    @app.get("/v1/models")
-    async def models(request: Request) -> dict[str, Any]:
+    def visible_models(request: Request) -> list[str]:
+        """`auto` and the backends the caller's tenant may use."""
         tenant, catalog = service.authenticate(request.headers.get("authorization"))
         allowed = tenant.policy.allowed_backends
-        created = int(time.time())
-        names = [AUTO_MODEL] + [
+        return [AUTO_MODEL] + [
             name for name in catalog.backends if allowed is None or name in allowed
         ]
+
+    def model_object(name: str, created: int) -> dict[str, Any]:
+        return {"id": name, "object": "model", "created": created, "owned_by": "modelplane"}
+
+    @app.get("/v1/models")
+    async def models(request: Request) -> dict[str, Any]:
+        created = int(time.time())
         return {
             "object": "list",
-            "data": [
-                {"id": name, "object": "model", "created": created, "owned_by": "modelplane"}
-                for name in names
-            ],
+            "data": [model_object(name, created) for name in visible_models(request)],
         }
+
+    @app.get("/v1/models/{model:path}")
+    async def model(request: Request, model: str) -> dict[str, Any]:
+        # Another tenant's backend is as unknown here as one that does not exist.
+        if model not in visible_models(request):
+            raise UnknownModel(f"the model {model!r} does not exist")
+        return model_object(model, int(time.time()))
 
     @app.post("/v1/route/explain")
     async def route_explain(request: Request) -> dict[str, Any]:

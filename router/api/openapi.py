@@ -232,24 +232,22 @@ _SCHEMAS: dict[str, Any] = {
         "required": ["data"],
         "properties": {"data": {"type": "string"}},
     },
+    "Model": {
+        "type": "object",
+        "required": ["id", "object", "created", "owned_by"],
+        "properties": {
+            "id": {"type": "string"},
+            "object": {"const": "model"},
+            "created": {"type": "integer"},
+            "owned_by": {"type": "string"},
+        },
+    },
     "ModelList": {
         "type": "object",
         "required": ["object", "data"],
         "properties": {
             "object": {"const": "list"},
-            "data": {
-                "type": "array",
-                "items": {
-                    "type": "object",
-                    "required": ["id", "object", "created", "owned_by"],
-                    "properties": {
-                        "id": {"type": "string"},
-                        "object": {"const": "model"},
-                        "created": {"type": "integer"},
-                        "owned_by": {"type": "string"},
-                    },
-                },
-            },
+            "data": {"type": "array", "items": _ref("Model")},
         },
     },
     "RouteExplanation": {
@@ -362,6 +360,20 @@ def openapi_document(*, serves_metrics: bool) -> dict[str, Any]:
                 "responses": {
                     "200": _json(_ref("ModelList"), "the models"),
                     "401": _error("missing or unknown API key"),
+                },
+            }
+        },
+        "/v1/models/{model}": {
+            "get": {
+                "operationId": "retrieveModel",
+                "summary": "One of the models GET /v1/models lists",
+                "parameters": [
+                    {"name": "model", "in": "path", "required": True, "schema": {"type": "string"}}
+                ],
+                "responses": {
+                    "200": _json(_ref("Model"), "the model"),
+                    "401": _error("missing or unknown API key"),
+                    "404": _error("no such model, or not one the caller's tenant may use"),
                 },
             }
         },

@@ -265,12 +265,16 @@ _ENV = {
 }
 
 
+# A value every tenant may ask for, for each path parameter a route has.
+PATH_PARAMETERS = {"model": "auto"}
+
+
 def served_routes(app: Any) -> list[tuple[str, str]]:
     """(method, path) for every route the app serves, path parameters filled in."""
     routes = [("POST", CHAT_COMPLETIONS_PATH)]  # the raw ASGI endpoint, outside app.routes
     for route in app.routes:
         assert isinstance(route, Route), f"unexpected route type {route!r}"
-        path = route.path_format.replace("{", "").replace("}", "")
+        path = route.path_format.format(**PATH_PARAMETERS)
         routes += [(method, path) for method in sorted(route.methods or ())]
     return routes
 
@@ -326,6 +330,8 @@ def test_a_tenant_sees_only_its_own_backends(fresh: Stack) -> None:
 
     assert model_ids(KEY_A) == {"auto", "llama-3-8b", "gpt-4o"}
     assert model_ids(KEY_B) == {"auto", "gpt-4o-litellm"}
+    assert fresh.get("/v1/models/gpt-4o-litellm", KEY_B).status_code == 200
+    assert fresh.get("/v1/models/llama-3-8b", KEY_B).status_code == 404  # another tenant's
 
     explained = fresh.post("/v1/route/explain", KEY_B, chat_body())
     assert explained.status_code == 200, explained.text

@@ -267,6 +267,13 @@ def test_models_lists_auto_and_every_backend(client: openai.OpenAI) -> None:
     assert [model.id for model in client.models.list()] == ["auto", "llama-3-8b", "gpt-4o"]
 
 
+def test_one_model_is_retrieved_by_id_and_an_unknown_one_is_404(client: openai.OpenAI) -> None:
+    assert client.models.retrieve("gpt-4o").id == "gpt-4o"
+    with pytest.raises(openai.NotFoundError) as missing:
+        client.models.retrieve("gpt-5")
+    assert missing.value.code == "model_not_found"
+
+
 def test_health_endpoints_answer_without_a_key(router: RouterProcess) -> None:
     assert httpx.get(f"{router.url}/healthz").json() == {"status": "ok"}
     assert httpx.get(f"{router.url}/readyz").status_code == 200

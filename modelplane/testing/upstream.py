@@ -39,6 +39,7 @@ class Faults:
 
     status: int | None = None  # answer with this HTTP status and an OpenAI error body
     retry_after_s: float | None = None  # with `status`: a Retry-After header (e.g. for 429)
+    error: dict[str, Any] | None = None  # with `status`: the error object (default: a server_error)
     drop_connection: bool = False  # close the connection without any answer
     hang: bool = False  # take the request and never answer, until the client gives up
     fail_stream_after_events: int | None = None  # streams: close the connection after N events
@@ -278,7 +279,10 @@ class _Connection(asyncio.Protocol):
         if faults.hang:
             return  # the connection stays open and silent; closing it is the client's timeout
         if faults.status is not None:
-            error = {"error": {"message": "injected fault", "type": "server_error", "code": None}}
+            error = {
+                "error": faults.error
+                or {"message": "injected fault", "type": "server_error", "code": None}
+            }
             extra = (
                 [b"retry-after: %d" % max(0, round(faults.retry_after_s))]
                 if faults.retry_after_s is not None

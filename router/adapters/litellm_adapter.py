@@ -9,6 +9,7 @@ first call at start-up instead of on a client's request.
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
@@ -111,13 +112,50 @@ def _is_retryable(error: BaseException) -> bool:
     return status is None or is_backend_failure(status)
 
 
+# OpenAI's codes for what LiteLLM recognises in any provider's answer.
+_OPENAI_CODES = {
+    "ContextWindowExceededError": "context_length_exceeded",
+    "ContentPolicyViolationError": "content_policy_violation",
+    "NotFoundError": "model_not_found",
+}
+# "litellm.ContextWindowExceededError: litellm.BadRequestError: OpenAIException - <message>"
+_LITELLM_PREFIX = re.compile(r"^(?:litellm\.\w+: )+(?:\w+Exception - )?")
+
+
+def _providers_error(error: BaseException) -> Mapping[str, Any]:
+    """The error object of the provider's own answer, where LiteLLM kept it (its `response`);
+    empty when the answer was not OpenAI-style JSON or was never read."""
+    try:
+        payload = orjson.loads(error.response.content)  # type: ignore[attr-defined]
+    except Exception:  # no response, an unread stream, not JSON: nothing to take
+        return {}
+    found = payload.get("error") if isinstance(payload, dict) else None
+    return found if isinstance(found, dict) else {}
+
+
 def _client_error_reply(error: BaseException, status: int) -> CompletedReply:
+    """The provider's refusal in OpenAI's error format, as the pass-through would relay it.
+
+    A client checking `error.code` or `error.param` must see the same answer whichever backend
+    the policy picked: the provider's own error object where LiteLLM kept it, else what LiteLLM
+    recognised in it (its exception class) in OpenAI's codes, without LiteLLM's prefixes.
+    """
+    provided = _providers_error(error)
+
+    def field(name: str) -> str | None:
+        for value in (provided.get(name), getattr(error, name, None)):
+            if isinstance(value, str) and value:
+                return value
+        return None
+
+    message = field("message") or str(getattr(error, "message", "") or error)
     body = orjson.dumps(
         {
             "error": {
-                "message": str(getattr(error, "message", "") or error),
-                "type": "invalid_request_error",
-                "code": type(error).__name__,
+                "message": _LITELLM_PREFIX.sub("", message),
+                "type": field("type") or "invalid_request_error",
+                "param": field("param"),
+                "code": field("code") or _OPENAI_CODES.get(type(error).__name__),
             }
         }
     )

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
+import orjson
 import pytest
-from modelplane.router.adapters.litellm_adapter import LiteLLMAdapter
+from modelplane.router.adapters.litellm_adapter import LiteLLMAdapter, _client_error_reply
 from modelplane.router.adapters.upstream import CompletedReply, UpstreamUnavailable
 from modelplane.router.catalog import Upstream
 from modelplane.router.config import AdapterKind
@@ -83,3 +84,43 @@ async def test_a_providers_retry_after_comes_through_litellm(
     with pytest.raises(UpstreamUnavailable) as raised:
         await call
     assert raised.value.retry_after_s == 7.0
+
+
+async def test_a_providers_error_reaches_the_client_as_the_pass_through_would_relay_it(
+    upstream: LoopbackUpstream,
+) -> None:
+    upstream.faults.status = 400
+    upstream.faults.error = {
+        "message": "This model's maximum context length is 8192 tokens.",
+        "type": "invalid_request_error",
+        "param": "messages",
+        "code": "context_length_exceeded",
+    }
+
+    reply = await LiteLLMAdapter().complete(via_litellm(upstream), dict(BODY))
+
+    assert reply.status == 400
+    error = orjson.loads(reply.body)["error"]
+    assert error["code"] == "context_length_exceeded"
+    assert error["param"] == "messages"
+    assert error["type"] == "invalid_request_error"
+    assert error["message"] == "This model's maximum context length is 8192 tokens."
+
+
+def test_what_litellm_recognised_becomes_openais_code_when_the_provider_sent_no_body() -> None:
+    import litellm
+
+    error = litellm.ContextWindowExceededError(
+        message="prompt is too long: 210000 tokens > 200000 maximum",
+        model="claude-sonnet",
+        llm_provider="anthropic",
+    )
+
+    reply = _client_error_reply(error, 400)
+
+    assert orjson.loads(reply.body)["error"] == {
+        "message": "prompt is too long: 210000 tokens > 200000 maximum",
+        "type": "invalid_request_error",
+        "param": None,
+        "code": "context_length_exceeded",
+    }

@@ -70,11 +70,16 @@ def routing_headers(routed: RoutedRequest, served: ServedReply) -> list[tuple[by
         decision = ",".join(
             filter(None, (decision, "fallback_after=" + "+".join(served.failed_before)))
         )
-    return [
+    headers = [
         (b"x-modelplane-backend", served.backend.name.encode()),
         (b"x-modelplane-data-class", routed.decision.data_class.value.encode()),
         (b"x-modelplane-decision", decision.encode("ascii", "replace")),
     ]
+    if routed.trace is not None:
+        # The request's trace id: the key to its audit line and spans (OpenAI's SDKs keep it as
+        # the response's `_request_id`).
+        headers.append((b"x-request-id", b"%032x" % routed.trace.trace_id))
+    return headers
 
 
 def content_length(value: bytes | str | None) -> int | None:

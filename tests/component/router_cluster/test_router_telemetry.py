@@ -105,6 +105,7 @@ async def test_pii_request_is_kept_in_cluster_and_its_text_recorded_nowhere(
     recorded = repr([dict(s.attributes or {}) for s in harness.captured.spans.get_finished_spans()])
     assert "DE89" not in recorded
     (line,) = harness.captured.audit_lines()
+    assert response.headers["x-request-id"] == line["trace_id"]  # the client's key to the line
     assert line["data_class"] == "confidential"
     assert "iban" in line["pii"]
     assert line["backend"] == "llama-3-8b"

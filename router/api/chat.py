@@ -46,8 +46,9 @@ class PayloadTooLarge(RouterError):
 
 
 def error_body(error: RouterError) -> bytes:
+    # `param` (the offending request field) is always present in OpenAI's errors, if null.
     return orjson.dumps(
-        {"error": {"message": error.message, "type": error.type, "code": error.code}}
+        {"error": {"message": error.message, "type": error.type, "param": None, "code": error.code}}
     )
 
 

@@ -65,6 +65,7 @@ _SCHEMAS: dict[str, Any] = {
                 "properties": {
                     "message": {"type": "string"},
                     "type": {"type": "string", "examples": ["invalid_request_error"]},
+                    "param": {"type": ["string", "null"]},
                     "code": {
                         "type": ["string", "integer", "null"],
                         "examples": ["invalid_api_key"],

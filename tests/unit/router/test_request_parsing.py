@@ -116,7 +116,9 @@ def test_a_declared_data_class_raises_the_tenant_default_but_never_lowers_it(
 def test_errors_map_to_openai_error_bodies(error: RouterError, status: int, code: str) -> None:
     assert error.status == status
     payload = orjson.loads(error_body(error))
-    assert payload == {"error": {"message": error.message, "type": error.type, "code": code}}
+    assert payload == {
+        "error": {"message": error.message, "type": error.type, "param": None, "code": code}
+    }
 
 
 @pytest.mark.parametrize(

@@ -253,7 +253,7 @@ def create_app(
             "data": [model_object(name, created) for name in visible_models(request)],
         }
 
-    @app.get("/v1/models/{model:path}")
+    @app.get("/v1/models/{model}")
     async def model(request: Request, model: str) -> dict[str, Any]:
         # Another tenant's backend is as unknown here as one that does not exist.
         if model not in visible_models(request):

@@ -108,7 +108,7 @@ Namespaces each component watches when it is not cluster-wide.
 {{- end }}
 
 {{- define "modelplane.router.watchNamespace" -}}
-{{- default .Release.Namespace .Values.router.watchNamespace }}
+{{- default (include "modelplane.operator.watchNamespace" .) .Values.router.watchNamespace }}
 {{- end }}
 
 {{/*
@@ -188,5 +188,14 @@ Reject value combinations that render but cannot work.
 {{- end }}
 {{- if and .Values.redis.external.url (not (regexMatch "^rediss?://[^@/]+(/[0-9]+)?$" .Values.redis.external.url)) }}
 {{- fail "redis.external.url must look like redis://host:port/db or rediss://host:port/db, without credentials (put the password in redis.external.existingSecret)" }}
+{{- end }}
+{{- if eq (int .Values.router.metricsPort) (int .Values.router.port) }}
+{{- fail "router.metricsPort must differ from router.port (the router refuses to serve both on one port)" }}
+{{- end }}
+{{- if and .Values.router.autoscaling.enabled (gt (int .Values.router.autoscaling.minReplicas) (int .Values.router.autoscaling.maxReplicas)) }}
+{{- fail "router.autoscaling.minReplicas must not exceed router.autoscaling.maxReplicas" }}
+{{- end }}
+{{- if and .Values.networkPolicy.enabled .Values.operator.watchAllNamespaces (not .Values.networkPolicy.models.namespaces) }}
+{{- fail "with operator.watchAllNamespaces, list the namespaces of your models in networkPolicy.models.namespaces: the router may reach model pods only there" }}
 {{- end }}
 {{- end }}

@@ -12,11 +12,22 @@ import jsonschema
 import kubernetes_validate
 import pytest
 import yaml
+from modelplane.operator.builders import build_children
+from modelplane.operator.settings import OperatorSettings
 from modelplane.router.adapters.telemetry import METRIC_NAMES
 
+from modelplane.api import ModelDeployment
 from modelplane.cli import build_parser
+from modelplane.testing.operator import model_deployment
 
 from .conftest import CHART, NAMESPACE, REPO_ROOT, Helm, HelmFailed, Manifest
+
+OTLP_COLLECTOR_EGRESS = {
+    "to": [
+        {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "observability"}}}
+    ],
+    "ports": [{"protocol": "TCP", "port": 4318}],
+}
 
 # Value sets the chart must render, lint and validate with. Each is a realistic installation.
 VALUE_SETS: dict[str, dict[str, Any]] = {
@@ -57,6 +68,7 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
                 "ingressFrom": [{"podSelector": {"matchLabels": {"app": "frontend"}}}],
                 "externalCIDRs": ["0.0.0.0/0"],
                 "externalExceptCIDRs": ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"],
+                "extraEgress": [OTLP_COLLECTOR_EGRESS],
             },
             "kubeAPIServer": {"cidrs": ["10.96.0.1/32"], "ports": [443]},
         }
@@ -415,15 +427,18 @@ def test_operator_can_manage_exactly_the_children_it_builds(
     for child in [
         ("apps", "deployments"),
         ("", "services"),
-        ("", "persistentvolumeclaims"),
         ("", "configmaps"),
         ("autoscaling", "horizontalpodautoscalers"),
         ("policy", "poddisruptionbudgets"),
     ]:
         assert default[child] == manage, child
+    # The weights cache is never pruned, so no claim (Redis's included) may be deleted.
+    assert default[("", "persistentvolumeclaims")] == manage - {"delete"}
     for kind in MODELPLANE_RESOURCES:
         assert default[("modelplane.dev", kind)] == {"get", "list", "watch", "patch"}
         assert default[("modelplane.dev", f"{kind}/status")] == {"get", "patch"}
+    # blockOwnerDeletion on the children, where owner-reference permissions are enforced.
+    assert default[("modelplane.dev", "modeldeployments/finalizers")] == {"update"}
     assert default[("", "secrets")] == {"get"}
     assert default[("", "events")] == {"create"}
     assert default[("apiextensions.k8s.io", "customresourcedefinitions")] == {
@@ -892,3 +907,74 @@ def test_every_schema_property_is_a_value_in_values_yaml() -> None:
     # `global` is Helm's; `claims` an optional field of Kubernetes' ResourceRequirements.
     missing = {path for path in in_schema - in_values if path != "global"}
     assert {path for path in missing if not path.endswith(".claims")} == set()
+
+
+def test_model_pods_are_reachable_on_every_port_the_operators_services_send_to(
+    rendered: dict[str, list[Manifest]],
+) -> None:
+    # A NetworkPolicy matches the pod's port, not the Service's: Triton's Service sends its
+    # ports 8000 and 8002 to the pod's 9000. Derived from the operator's own builders.
+    target_ports: set[int] = set()
+    for engine in ("vllm", "triton"):
+        body = model_deployment("m", NAMESPACE, {"engine": {"name": engine}})
+        body["metadata"].update(uid="u", generation=1)
+        md = ModelDeployment.from_body(body)
+        (service,) = [c for c in build_children(md, OperatorSettings()) if c["kind"] == "Service"]
+        target_ports |= {
+            port["targetPort"]
+            for port in service["spec"]["ports"]
+            if port["name"] in ("http", "metrics")
+        }
+    policies = _policies(rendered["defaults"])
+    models = policies[f"{NAMESPACE}/mp-modelplane-models"]
+    (ingress,) = models["spec"]["ingress"]
+    assert target_ports <= {port["port"] for port in ingress["ports"]}
+    router_egress = {
+        port["port"]
+        for rule in policies[f"{NAMESPACE}/mp-modelplane-router"]["spec"]["egress"]
+        for port in rule.get("ports", [])
+    }
+    assert target_ports <= router_egress
+
+
+def test_extra_router_egress_reaches_the_policy(rendered: dict[str, list[Manifest]]) -> None:
+    router = _policies(rendered["network-policy-everything"])[f"{NAMESPACE}/mp-modelplane-router"]
+
+    assert OTLP_COLLECTOR_EGRESS in router["spec"]["egress"]
+
+
+def test_router_pods_roll_when_the_redis_password_changes(helm: Helm) -> None:
+    def annotation(password: str) -> str:
+        manifests = helm.template({"redis": {"auth": {"password": password}}})
+        pod = _named(manifests, "Deployment", "mp-modelplane-router")["spec"]["template"]
+        value: str = pod["metadata"]["annotations"]["checksum/redis-secret"]
+        return value
+
+    assert annotation("firstPassword1") != annotation("secondPassword2")
+
+
+def test_router_reads_the_namespace_the_operator_watches_unless_told_otherwise(
+    helm: Helm,
+) -> None:
+    manifests = helm.template({"operator": {"watchNamespace": "models"}})
+
+    router_args = _container(manifests, "Deployment", "mp-modelplane-router")["args"]
+    assert "--namespace=models" in router_args
+
+
+@pytest.mark.parametrize(
+    ("values", "complaint"),
+    [
+        ({"router": {"port": 9090, "metricsPort": 9090}}, "router.metricsPort must differ"),
+        (
+            {"router": {"autoscaling": {"enabled": True, "minReplicas": 5, "maxReplicas": 2}}},
+            "minReplicas must not exceed",
+        ),
+        ({"operator": {"watchAllNamespaces": True}}, "networkPolicy.models.namespaces"),
+    ],
+)
+def test_values_that_could_only_fail_in_the_cluster_are_refused_at_render_time(
+    helm: Helm, values: dict[str, Any], complaint: str
+) -> None:
+    with pytest.raises(HelmFailed, match=complaint):
+        helm.template(values)

@@ -777,10 +777,11 @@ class KubeEmulator(kmock.KubernetesEmulator):
                 created = self.create_object(info, namespace, patch)
                 self._applied[applied_key] = copy.deepcopy(patch)
                 return created
+            # What the object's other managers last applied: the fields they keep a share of.
             others = [
                 config
                 for (store, obj, manager, sub), config in self._applied.items()
-                if (store, obj, sub) == applied_key[:2] + applied_key[3:]
+                if (store, obj, sub) == (applied_key[0], key, subresource or "")
                 and manager != field_manager
             ]
             updated = server_side_apply(live, patch, self._applied.get(applied_key), others)

@@ -118,8 +118,9 @@ _OPENAI_CODES = {
     "ContentPolicyViolationError": "content_policy_violation",
     "NotFoundError": "model_not_found",
 }
-# "litellm.ContextWindowExceededError: litellm.BadRequestError: OpenAIException - <message>"
-_LITELLM_PREFIX = re.compile(r"^(?:litellm\.\w+: )+(?:\w+Exception - )?")
+# "litellm.ContextWindowExceededError: litellm.BadRequestError: ContextWindowExceededError:
+# OpenAIException - <message>": LiteLLM's names for the error, then the provider's text.
+_LITELLM_PREFIX = re.compile(r"^(?:litellm\.\w+: )+(?:\w+Error: )?(?:\w+Exception - )?")
 
 
 def _providers_error(error: BaseException) -> Mapping[str, Any]:

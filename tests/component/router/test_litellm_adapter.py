@@ -124,3 +124,17 @@ def test_what_litellm_recognised_becomes_openais_code_when_the_provider_sent_no_
         "param": None,
         "code": "context_length_exceeded",
     }
+
+
+def test_litellms_names_for_an_error_are_taken_off_the_providers_message() -> None:
+    import litellm
+
+    error = litellm.ContextWindowExceededError(
+        message="litellm.BadRequestError: ContextWindowExceededError: OpenAIException - too long",
+        model="gpt-4o",
+        llm_provider="openai",
+    )
+
+    reply = _client_error_reply(error, 400)
+
+    assert orjson.loads(reply.body)["error"]["message"] == "too long"

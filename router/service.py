@@ -39,6 +39,7 @@ from modelplane.router.errors import (
 from modelplane.router.policy.engine import (
     CAPABILITY_CONTEXT_TOO_SMALL,
     CAPABILITY_OK,
+    HEALTH_COOLDOWN,
     HEALTH_NO_READY_REPLICA,
     PINNED_OTHER_BACKEND,
     PRIVACY_OK,
@@ -349,9 +350,8 @@ class RouterService:
                 if enforce and tenant.over_budget is OverBudget.REJECT:
                     raise BudgetExhausted(f"tenant {tenant.name!r} has used up its budget")
                 tenant_policy = dataclasses.replace(tenant_policy, in_cluster_only=True)
-        snapshots = _visible_to(
-            tenant_policy, self._with_health(catalog, await self.state.backend_health())
-        )
+        health = await self.state.backend_health()
+        snapshots = _visible_to(tenant_policy, self._with_health(catalog, health))
         decision = decide(features, snapshots, tenant_policy, catalog.settings)
         decision_s = time.perf_counter() - started
         if enforce and decision.chosen is None and decision.policy_violation is None:
@@ -368,7 +368,9 @@ class RouterService:
                 too_long = _context_length_exceeded_message(features, catalog, decision)
                 if too_long is not None:
                     raise ContextLengthExceeded(too_long)
-                raise NoEligibleBackend(_no_eligible_message(decision))
+                raise NoEligibleBackend(
+                    _no_eligible_message(decision), retry_after_s=_cooldown_left(decision, health)
+                )
         return RoutedRequest(
             tenant=tenant,
             request=request,
@@ -568,6 +570,7 @@ def _visible_to(
 
 
 _WAITABLE = frozenset({PRIVACY_OK, CAPABILITY_OK, HEALTH_NO_READY_REPLICA})
+_COOLING_DOWN = frozenset({PRIVACY_OK, CAPABILITY_OK, HEALTH_COOLDOWN})
 
 
 def _ready_wait_s(catalog: Catalog, decision: Decision) -> float:
@@ -580,6 +583,19 @@ def _ready_wait_s(catalog: Catalog, decision: Decision) -> float:
         ),
         default=0.0,
     )
+
+
+def _cooldown_left(decision: Decision, health: Mapping[str, BackendHealth]) -> float | None:
+    """Seconds until the first backend kept out by its cooldown alone is back (e.g. the wait a
+    rate-limited provider asked for); None when none is, or the wait is over already."""
+    now = time.time()
+    left = [
+        health[candidate.backend].cooldown_until - now
+        for candidate in decision.candidates
+        if set(candidate.reasons) == _COOLING_DOWN and candidate.backend in health
+    ]
+    waits = [seconds for seconds in left if seconds > 0]
+    return min(waits) if waits else None
 
 
 def _overlay(snapshot: BackendSnapshot, health: BackendHealth | None) -> BackendSnapshot:

@@ -76,6 +76,7 @@ class BackendHealth:
 
     in_cooldown: bool = False
     predicted_ttft_ms: float | None = None
+    cooldown_until: float = 0.0  # when the cooldown ends (the state's wall clock); 0 when none
 
 
 @dataclass(frozen=True, slots=True)
@@ -277,7 +278,9 @@ class InProcessState:
             if in_cooldown:
                 valid_until = min(valid_until, stats.cooldown_until)
             health[name] = BackendHealth(
-                in_cooldown=in_cooldown, predicted_ttft_ms=stats.ttft_ewma_ms
+                in_cooldown=in_cooldown,
+                predicted_ttft_ms=stats.ttft_ewma_ms,
+                cooldown_until=stats.cooldown_until if in_cooldown else 0.0,
             )
         self._health = health
         self._health_valid_until = valid_until

@@ -344,7 +344,9 @@ class RedisState:
                 if in_cooldown:
                     valid_until = min(valid_until, stats.cooldown_until)
                 health[name] = BackendHealth(
-                    in_cooldown=in_cooldown, predicted_ttft_ms=stats.ttft_ms
+                    in_cooldown=in_cooldown,
+                    predicted_ttft_ms=stats.ttft_ms,
+                    cooldown_until=stats.cooldown_until if in_cooldown else 0.0,
                 )
             if local is not None:
                 health.update(local)

@@ -65,7 +65,7 @@ def test_an_upstream_that_asks_for_a_wait_is_left_alone_that_long_then_used_agai
     assert len(upstreams.llama.received) == 2
 
 
-def test_when_every_allowed_upstream_asked_for_a_wait_the_client_is_told_that_wait(
+def test_while_every_allowed_upstream_waits_as_asked_the_client_is_told_how_long(
     fresh_router: RouterProcess, upstreams: Upstreams
 ) -> None:
     # A confidential request may use llama only; llama is rate-limited for 7 s.
@@ -77,6 +77,11 @@ def test_when_every_allowed_upstream_asked_for_a_wait_the_client_is_told_that_wa
     assert refused.status_code == 503
     assert refused.json()["error"]["code"] == "no_eligible_backend"
     assert refused.headers["retry-after"] == "7"  # not a retry in 1 s that is sure to fail
+    # The next one is refused without an attempt (llama is cooling down): told what is left.
+    again = fresh_router.chat(API_KEY, data_class="confidential")
+    assert again.status_code == 503
+    assert again.headers["retry-after"] in ("6", "7")
+    assert len(upstreams.llama.received) == 1
 
 
 def test_a_dropped_connection_falls_back_for_a_stream_too(

@@ -152,7 +152,9 @@ async def test_an_asked_wait_cools_a_backend_down_for_every_replica(
     await observing.observe(AttemptObservation(backend="gpt-4o", ok=False, retry_after_s=5.0))
     other = make_state(clock)
 
-    assert (await other.backend_health())["gpt-4o"].in_cooldown  # one failure, not three
+    health = (await other.backend_health())["gpt-4o"]
+    assert health.in_cooldown  # one failure, not three
+    assert health.cooldown_until == pytest.approx(clock.now + 5.0)  # what clients are told
     clock.now += 6
     assert not (await make_state(clock).backend_health())["gpt-4o"].in_cooldown
 

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from modelplane.router.state import (
     Admission,
     AttemptObservation,
+    BackendHealth,
     CooldownPolicy,
     InProcessState,
     TenantLimits,
@@ -75,9 +76,11 @@ async def test_a_failure_that_asks_for_a_wait_cools_the_backend_down_that_long_a
     clock = clock_at(2026, 1, 1, 12, 0, 0)
     state = InProcessState(clock=clock, cooldown=CooldownPolicy(failures=3, seconds=30))
     await state.observe(AttemptObservation(backend="gpt-4o", ok=False, retry_after_s=5.0))
-    assert (await state.backend_health())["gpt-4o"].in_cooldown  # one failure, not three
+    health = (await state.backend_health())["gpt-4o"]
+    assert health.in_cooldown  # one failure, not three
+    assert health.cooldown_until == clock.now + 5.0  # what clients are told to wait
     clock.now += 6
-    assert not (await state.backend_health())["gpt-4o"].in_cooldown
+    assert (await state.backend_health())["gpt-4o"] == BackendHealth(in_cooldown=False)
 
 
 async def test_a_shorter_asked_wait_never_shortens_a_cooldown_already_running() -> None:
